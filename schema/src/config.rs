@@ -1,0 +1,300 @@
+//! Typed configuration: embedded defaults, then a file, then `APERTURE__*` environment variables.
+//!
+//! Every key is documented in `schema/default.toml`, which is compiled in, so a binary with no
+//! file and no environment runs on those defaults. Unknown keys are errors, and cross-field rules
+//! are checked once at start-up by [`Config::load`].
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The defaults, as shipped.
+pub const DEFAULT_TOML: &str = include_str!("../default.toml");
+
+/// Prefix of environment variables that override configuration.
+pub const ENV_PREFIX: &str = "APERTURE__";
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value has the wrong type, a key is unknown, or a file cannot be read or parsed.
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    /// Values that are each valid but do not make sense together.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub redis: RedisConfig,
+    pub ingest: IngestConfig,
+    pub fanout: FanoutConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, comma-separated `host:port`. Default `127.0.0.1:9092`.
+    pub brokers: String,
+    /// The events topic. Default `aperture.events.v1`.
+    pub events_topic: String,
+    /// The dead-letter topic. Default `aperture.events.dlq.v1`.
+    pub dead_letter_topic: String,
+    /// Partitions of topics Aperture creates. Default 8.
+    pub partitions: u32,
+    /// Replication factor of topics Aperture creates. Default 1.
+    pub replication_factor: u16,
+    /// Client id reported to the broker. Default `aperture`.
+    pub client_id: String,
+    pub producer: ProducerConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProducerConfig {
+    /// Time to fill a batch. Default 5 ms.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// Most messages in flight in the producer. Default 100,000.
+    pub queue_max_messages: u32,
+    /// Delivery deadline per message, retries included. Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub message_timeout: Duration,
+    /// Batch compression codec. Default none.
+    pub compression: Compression,
+}
+
+/// Record batch compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    /// librdkafka's name for the codec.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RedisConfig {
+    /// Redis URL. Default `redis://127.0.0.1:6379/0`.
+    pub url: String,
+    /// Prefix of every key. Default `ap`.
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IngestConfig {
+    /// Listen address of the ingest API. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Largest request body in bytes. Default 8 MiB.
+    pub max_body_bytes: usize,
+    /// Most events per request. Default 5,000.
+    pub max_batch_events: usize,
+    /// Allowed clock skew for `ts`. Default 5 minutes.
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// Deadline of one request. Default 90 s.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// `Retry-After` when the producer is full. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FanoutConfig {
+    /// Followers at which an author's posts are pulled instead of pushed. Default 10,000.
+    pub celebrity_threshold: u64,
+    /// Fraction below the threshold at which a celebrity is pushed again. Default 0.1.
+    pub celebrity_hysteresis: f64,
+    /// Entries kept per home timeline. Default 800.
+    pub timeline_cap: usize,
+    /// Inactivity after which a follower is skipped at fan-out. Default 30 days.
+    #[serde(with = "humantime_serde")]
+    pub inactive_after: Duration,
+}
+
+impl Config {
+    /// Defaults, then `file` when given, then `APERTURE__*` variables; checked.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(env_provider());
+        Self::from_figment(figment)
+    }
+
+    /// The embedded defaults alone, ignoring the environment.
+    pub fn defaults() -> Config {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)))
+            .expect("the embedded default.toml is valid (checked by a unit test)")
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Cross-field and range rules, each failing with a sentence.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let fail = |msg: String| Err(ConfigError::Invalid(msg));
+        if self.kafka.brokers.trim().is_empty() {
+            return fail("kafka.brokers is empty; give at least one host:port".into());
+        }
+        if self.kafka.partitions == 0 {
+            return fail("kafka.partitions is 0; a topic needs at least one partition".into());
+        }
+        if self.kafka.replication_factor == 0 {
+            return fail("kafka.replication-factor is 0; it must be at least 1".into());
+        }
+        if self.kafka.events_topic == self.kafka.dead_letter_topic {
+            return fail(format!(
+                "kafka.events-topic and kafka.dead-letter-topic are both {:?}; they must differ",
+                self.kafka.events_topic
+            ));
+        }
+        if self.kafka.producer.queue_max_messages == 0 {
+            return fail("kafka.producer.queue-max-messages is 0; it must be at least 1".into());
+        }
+        let prefix = &self.redis.key_prefix;
+        if prefix.is_empty() || prefix.contains(['{', '}', ' ']) {
+            return fail(format!(
+                "redis.key-prefix {prefix:?} must be non-empty without '{{', '}}' or spaces"
+            ));
+        }
+        if self.ingest.max_batch_events == 0 {
+            return fail("ingest.max-batch-events is 0; it must be at least 1".into());
+        }
+        if self.ingest.max_batch_events > self.kafka.producer.queue_max_messages as usize {
+            return fail(format!(
+                "ingest.max-batch-events ({}) must not exceed kafka.producer.queue-max-messages ({}): \
+                 a batch larger than the queue could never be admitted",
+                self.ingest.max_batch_events, self.kafka.producer.queue_max_messages
+            ));
+        }
+        if self.ingest.request_timeout <= self.kafka.producer.message_timeout {
+            return fail(format!(
+                "ingest.request-timeout ({:?}) must be longer than kafka.producer.message-timeout \
+                 ({:?}), so a request outlives the delivery it waits for",
+                self.ingest.request_timeout, self.kafka.producer.message_timeout
+            ));
+        }
+        let h = self.fanout.celebrity_hysteresis;
+        if !(0.0..1.0).contains(&h) {
+            return fail(format!(
+                "fanout.celebrity-hysteresis is {h}; it must be in [0, 1)"
+            ));
+        }
+        if self.fanout.celebrity_threshold == 0 {
+            return fail("fanout.celebrity-threshold is 0; it must be at least 1".into());
+        }
+        if self.fanout.timeline_cap == 0 {
+            return fail("fanout.timeline-cap is 0; it must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The keyspace of this deployment.
+    pub fn keyspace(&self) -> crate::keys::Keyspace {
+        crate::keys::Keyspace::new(self.redis.key_prefix.clone())
+    }
+}
+
+/// `APERTURE__KAFKA__EVENTS_TOPIC` → `kafka.events-topic`: `__` separates sections, a single
+/// `_` stands for the dash of kebab-case keys.
+fn env_provider() -> Env {
+    Env::prefixed(ENV_PREFIX).map(|key| key.as_str().replace("__", ".").replace('_', "-").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let c = Config::defaults();
+        assert_eq!(c.kafka.partitions, 8);
+        assert_eq!(c.fanout.celebrity_threshold, 10_000);
+        assert_eq!(c.fanout.timeline_cap, 800);
+        assert_eq!(c.kafka.producer.linger, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "a.toml",
+                "[kafka]\npartitions = 3\nclient-id = \"from-file\"\n",
+            )?;
+            jail.set_env("APERTURE__KAFKA__CLIENT_ID", "from-env");
+            jail.set_env("APERTURE__FANOUT__CELEBRITY_THRESHOLD", "500");
+            jail.set_env("APERTURE__KAFKA__PRODUCER__LINGER", "20ms");
+            let c = Config::load(Some(Path::new("a.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(c.kafka.partitions, 3);
+            assert_eq!(c.kafka.client_id, "from-env");
+            assert_eq!(c.fanout.celebrity_threshold, 500);
+            assert_eq!(c.kafka.producer.linger, Duration::from_millis(20));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        Jail::expect_with(|jail| {
+            jail.create_file("a.toml", "[kafka]\nbrokerz = \"x\"\n")?;
+            let err = Config::load(Some(Path::new("a.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("brokerz"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cross_field_rules_fail_with_a_sentence() {
+        Jail::expect_with(|jail| {
+            jail.set_env("APERTURE__REDIS__KEY_PREFIX", "a{b}");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("redis.key-prefix"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.set_env("APERTURE__INGEST__REQUEST_TIMEOUT", "1s");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("ingest.request-timeout"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        assert!(Config::load(Some(Path::new("/nonexistent/aperture.toml"))).is_err());
+    }
+}

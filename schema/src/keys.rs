@@ -1,0 +1,210 @@
+//! The Redis keyspace: every key Aperture reads or writes is built here.
+//!
+//! Keys start with a configurable prefix, so several deployments and test runs share one server
+//! without colliding, and a whole deployment is removed with one `SCAN MATCH <prefix>:*`.
+//!
+//! # Hash tags
+//!
+//! Redis Cluster hashes only the part of a key between the first `{` and the next `}`. Keys that
+//! one atomic update touches together carry the same tag:
+//!
+//! - everything about one user (`{u:42}`): profile, follower and following sets, requests,
+//!   blocks, close friends, recent posts, timeline, last-active time — so a follow, which changes
+//!   the follower's following set and counts, is one slot per side;
+//! - everything about one post (`{p:9001}`): its hash and per-post counters;
+//! - a job partition's checkpoint (`{j:fanout:3}`): the applied offset and the fencing epoch, which
+//!   the runtime reads and writes in the same script.
+//!
+//! The prefix stays outside the tag, so one user's keys share a slot whatever the prefix.
+
+/// Builds key names under one prefix. Cheap to clone; build once from configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyspace {
+    prefix: String,
+}
+
+impl Keyspace {
+    /// A keyspace under `prefix` (for example `ap`). The prefix must not contain `{` or `}`:
+    /// they would change which part of every key Redis Cluster hashes.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        assert!(
+            !prefix.contains(['{', '}']),
+            "key prefix {prefix:?} must not contain '{{' or '}}' (checked by config validation)"
+        );
+        Keyspace { prefix }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `SCAN MATCH` pattern for every key of this deployment.
+    pub fn pattern(&self) -> String {
+        format!("{}:*", self.prefix)
+    }
+
+    fn user(&self, user_id: u64, what: &str) -> String {
+        format!("{}:{{u:{user_id}}}:{what}", self.prefix)
+    }
+
+    fn post(&self, post_id: u64, what: &str) -> String {
+        format!("{}:{{p:{post_id}}}:{what}", self.prefix)
+    }
+
+    /// HASH: username, display name, flags and counts of a user.
+    pub fn profile(&self, user_id: u64) -> String {
+        self.user(user_id, "profile")
+    }
+
+    /// ZSET: the user's active followers, scored by follow time.
+    pub fn followers(&self, user_id: u64) -> String {
+        self.user(user_id, "followers")
+    }
+
+    /// ZSET: the accounts the user actively follows, scored by follow time.
+    pub fn following(&self, user_id: u64) -> String {
+        self.user(user_id, "following")
+    }
+
+    /// ZSET: pending follow requests to a private user, scored by request time.
+    pub fn follow_requests(&self, user_id: u64) -> String {
+        self.user(user_id, "requests")
+    }
+
+    /// SET: the accounts the user blocks.
+    pub fn blocks(&self, user_id: u64) -> String {
+        self.user(user_id, "blocks")
+    }
+
+    /// SET: the user's close-friends list.
+    pub fn close_friends(&self, user_id: u64) -> String {
+        self.user(user_id, "close_friends")
+    }
+
+    /// ZSET: the author's recent posts (capped), scored by post time; used for pull and backfill.
+    pub fn recent_posts(&self, user_id: u64) -> String {
+        self.user(user_id, "recent_posts")
+    }
+
+    /// ZSET: the user's pushed home timeline (capped at 800), post ids scored by post time.
+    pub fn timeline(&self, user_id: u64) -> String {
+        self.user(user_id, "timeline")
+    }
+
+    /// STRING: the user's last-active event time in ms.
+    pub fn last_active(&self, user_id: u64) -> String {
+        self.user(user_id, "last_active")
+    }
+
+    /// STRING: user id owning a username.
+    pub fn username(&self, username: &str) -> String {
+        format!("{}:username:{username}", self.prefix)
+    }
+
+    /// HASH: a post's author, media, caption, hashtags, created time and deleted flag.
+    pub fn post_meta(&self, post_id: u64) -> String {
+        self.post(post_id, "meta")
+    }
+
+    /// HASH: a post's counters (likes, comments, shares, saves, views, …).
+    pub fn post_counts(&self, post_id: u64) -> String {
+        self.post(post_id, "counts")
+    }
+
+    /// STRING: the next offset a job has applied for one partition.
+    pub fn job_offset(&self, job: &str, partition: u32) -> String {
+        format!("{}:{{j:{job}:{partition}}}:offset", self.prefix)
+    }
+
+    /// STRING: the fencing epoch of the worker that owns a job partition.
+    pub fn job_epoch(&self, job: &str, partition: u32) -> String {
+        format!("{}:{{j:{job}:{partition}}}:epoch", self.prefix)
+    }
+}
+
+/// The part of `key` Redis Cluster hashes: the text inside the first `{…}` when it is non-empty,
+/// otherwise the whole key.
+pub fn hash_tag(key: &str) -> &str {
+    if let Some(open) = key.find('{')
+        && let Some(len) = key[open + 1..].find('}')
+        && len > 0
+    {
+        return &key[open + 1..open + 1 + len];
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_starts_with_the_prefix() {
+        let k = Keyspace::new("test-7");
+        for key in [
+            k.profile(1),
+            k.followers(1),
+            k.timeline(1),
+            k.username("ana"),
+            k.post_meta(9),
+            k.job_offset("fanout", 3),
+        ] {
+            assert!(key.starts_with("test-7:"), "{key}");
+        }
+    }
+
+    #[test]
+    fn keys_of_one_user_share_a_hash_tag() {
+        let k = Keyspace::new("ap");
+        let tags: Vec<_> = [
+            k.profile(42),
+            k.followers(42),
+            k.following(42),
+            k.follow_requests(42),
+            k.blocks(42),
+            k.close_friends(42),
+            k.recent_posts(42),
+            k.timeline(42),
+            k.last_active(42),
+        ]
+        .iter()
+        .map(|key| hash_tag(key).to_owned())
+        .collect();
+        assert!(tags.iter().all(|t| t == "u:42"), "{tags:?}");
+        assert_ne!(hash_tag(&k.timeline(43)), "u:42");
+    }
+
+    #[test]
+    fn checkpoint_keys_of_a_partition_share_a_hash_tag() {
+        let k = Keyspace::new("ap");
+        assert_eq!(
+            hash_tag(&k.job_offset("fanout", 3)),
+            hash_tag(&k.job_epoch("fanout", 3))
+        );
+        assert_ne!(
+            hash_tag(&k.job_offset("fanout", 3)),
+            hash_tag(&k.job_offset("fanout", 4))
+        );
+    }
+
+    #[test]
+    fn post_keys_share_a_hash_tag() {
+        let k = Keyspace::new("ap");
+        assert_eq!(hash_tag(&k.post_meta(9)), "p:9");
+        assert_eq!(hash_tag(&k.post_counts(9)), "p:9");
+    }
+
+    #[test]
+    fn hash_tag_follows_redis_rules() {
+        assert_eq!(hash_tag("a{b}c"), "b");
+        assert_eq!(hash_tag("a{}c{d}"), "a{}c{d}");
+        assert_eq!(hash_tag("plain"), "plain");
+    }
+
+    #[test]
+    #[should_panic(expected = "must not contain")]
+    fn prefix_with_braces_is_refused() {
+        let _ = Keyspace::new("a{b}");
+    }
+}
