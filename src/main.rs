@@ -1,1 +1,209 @@
-fn main() {}
+//! `aperture`: one binary, one subcommand per role. Each subcommand is a thin call into the
+//! crate that owns the work; errors are printed once, here.
+
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use aperture_ingest::generate::{self, Spec, Summary, sink};
+use aperture_schema::Config;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "aperture",
+    version,
+    about = "The data plane of an Instagram-like app"
+)]
+struct Cli {
+    /// Configuration file layered over the embedded defaults (then APERTURE__* variables).
+    #[arg(long, global = true, env = "APERTURE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the ingest API: POST /v1/events into Kafka.
+    Ingest,
+    /// Generate a deterministic synthetic workload and send or write it.
+    Generate(GenerateArgs),
+    /// Create the events and dead-letter topics when missing.
+    Topics,
+    /// The main job on embedded defaults: topics, ingest API, a generated workload sent through
+    /// it, and the events read back from the topic.
+    Demo(demo::DemoArgs),
+    /// Print the effective configuration (defaults, file, environment) as TOML-like JSON.
+    Config,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Destination {
+    /// An NDJSON file (`--out`) or stdout.
+    File,
+    /// The events topic, straight through a producer (the fast path).
+    Kafka,
+    /// The ingest API (`--url`), as apps send events.
+    Http,
+}
+
+#[derive(Debug, Args)]
+struct GenerateArgs {
+    /// Seed; the same seed and sizes give byte-identical output.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of users.
+    #[arg(long, default_value_t = 10_000)]
+    users: u32,
+    /// Simulated span of activity, in days.
+    #[arg(long, default_value_t = 1.0)]
+    days: f64,
+    /// Where the events go.
+    #[arg(long, value_enum, default_value_t = Destination::File)]
+    to: Destination,
+    /// Output file for `--to file` (stdout when absent or `-`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Base URL of the ingest API for `--to http`.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Events per HTTP request.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Concurrent HTTP connections (each owns a fixed set of actors, keeping their order).
+    #[arg(long, default_value_t = 4)]
+    lanes: usize,
+    /// Do not print the summary statistics.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    let runtime = tokio::runtime::Runtime::new().context("while starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Ingest => {
+                let shutdown = shutdown_on_signal();
+                aperture_ingest::api::serve(&config, shutdown).await
+            }
+            Command::Generate(args) => generate_cmd(&config, args).await,
+            Command::Topics => {
+                aperture_ingest::kafka::ensure_topics(&config).await?;
+                println!(
+                    "topics ready: {} and {} ({} partitions)",
+                    config.kafka.events_topic,
+                    config.kafka.dead_letter_topic,
+                    config.kafka.partitions
+                );
+                Ok(())
+            }
+            Command::Demo(args) => demo::run(&config, args, shutdown_on_signal()).await,
+            Command::Config => {
+                println!("{}", serde_json::to_string_pretty(&config)?);
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn generate_cmd(config: &Config, args: GenerateArgs) -> anyhow::Result<()> {
+    let spec = Spec {
+        seed: args.seed,
+        users: args.users,
+        days: args.days,
+        celebrity_threshold: config.fanout.celebrity_threshold,
+        ..Spec::default()
+    };
+    let started = std::time::Instant::now();
+    let workload = generate::generate(&spec);
+    let generated_in = started.elapsed();
+    if !args.quiet {
+        eprintln!("{}", Summary::of(&workload, &spec));
+        eprintln!("generated in {:.2?}", generated_in);
+    }
+    let n = workload.events.len() as u64;
+    match args.to {
+        Destination::File => {
+            let bar = sink::progress_bar(n, "writing");
+            match args.out.as_deref() {
+                Some(path) if path.as_os_str() != "-" => {
+                    let file = std::fs::File::create(path)
+                        .with_context(|| format!("while creating {}", path.display()))?;
+                    sink::to_writer(&workload.events, std::io::BufWriter::new(file), &bar)?;
+                }
+                _ => sink::to_writer(&workload.events, std::io::stdout().lock(), &bar)?,
+            }
+        }
+        Destination::Kafka => {
+            aperture_ingest::kafka::ensure_topics(config).await?;
+            let bar = sink::progress_bar(n, "producing");
+            let report = sink::to_kafka(config, &workload.events, &bar).await?;
+            eprintln!(
+                "stored {} events on {} in {:.2?} ({:.0} events/s)",
+                report.accepted,
+                config.kafka.events_topic,
+                report.elapsed,
+                report.events_per_second()
+            );
+        }
+        Destination::Http => {
+            let bar = sink::progress_bar(n, "posting");
+            let report =
+                sink::to_http(&args.url, &workload.events, args.batch, args.lanes, &bar).await?;
+            eprintln!(
+                "ingest stored {} events, rejected {}, in {:.2?} ({:.0} events/s)",
+                report.accepted,
+                report.rejected,
+                report.elapsed,
+                report.events_per_second()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A token cancelled by ctrl-c or SIGTERM: the one shutdown path of every long-running command.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing a SIGTERM handler cannot fail on unix");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+        trigger.cancel();
+    });
+    token
+}

@@ -33,6 +33,20 @@ impl Envelope {
         // Serialising plain structs of strings, integers and vectors into a Vec cannot fail.
         serde_json::to_vec(self).expect("an envelope always serialises to JSON")
     }
+
+    /// Serialises the event as an app sends it: the topic form without the fields ingest
+    /// derives (`hashtags` and `mentions` of posts and comments).
+    pub fn to_app_json(&self) -> Vec<u8> {
+        if !matches!(self.event, Event::PostCreated(_) | Event::CommentCreated(_)) {
+            return self.to_json();
+        }
+        let mut value = serde_json::to_value(self).expect("an envelope always serialises to JSON");
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("hashtags");
+            fields.remove("mentions");
+        }
+        serde_json::to_vec(&value).expect("a JSON value always serialises")
+    }
 }
 
 impl Serialize for Envelope {

@@ -109,7 +109,9 @@ fn every_event_type_has_a_valid_example_that_round_trips() {
         assert_eq!(back, env);
         let via_serde: Envelope = serde_json::from_slice(&env.to_json()).unwrap();
         assert_eq!(via_serde, env);
-        // The wire form holds exactly the app's fields plus the derived ones.
+        // The app form is what the app sent; the wire form adds exactly the derived fields.
+        let app_form: Value = serde_json::from_slice(&env.to_app_json()).unwrap();
+        assert_eq!(&app_form, v);
         let mut wire: Value = serde_json::from_slice(&env.to_json()).unwrap();
         let obj = wire.as_object_mut().unwrap();
         obj.remove("hashtags");

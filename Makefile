@@ -1,0 +1,29 @@
+# The two commands of the README, and what they stand on.
+#   make run    the main job on embedded defaults (services, topics, ingest API, workload)
+#   make test   everything CI checks: formatting, lints, and the tests against real services
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+.PHONY: run test services services-down services-status lint bench-ingest
+
+# Services: install what is missing (apt packages, the tansu broker), start what is not running.
+services:
+	scripts/services up
+
+services-down:
+	scripts/services down
+
+services-status:
+	scripts/services status
+
+run: services
+	cargo run -p aperture -- demo
+
+lint: services
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test: services lint
+	cargo test --workspace
+
+bench-ingest: services
+	cargo bench -p aperture-ingest --bench ingest
