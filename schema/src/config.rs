@@ -36,6 +36,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub ingest: IngestConfig,
     pub fanout: FanoutConfig,
+    pub runtime: RuntimeConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +137,25 @@ pub struct FanoutConfig {
     /// Inactivity after which a follower is skipped at fan-out. Default 30 days.
     #[serde(with = "humantime_serde")]
     pub inactive_after: Duration,
+    /// Posts kept per author for pull and backfill. Default 100.
+    pub recent_posts_cap: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RuntimeConfig {
+    /// Consumer group of the stream workers. Default `aperture-jobs`.
+    pub group_id: String,
+    /// Most events per partition batch. Default 500.
+    pub batch_max_events: usize,
+    /// Time to fill a batch. Default 20 ms.
+    #[serde(with = "humantime_serde")]
+    pub batch_wait: Duration,
+    /// Kafka session timeout of workers. Default 6 s.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+    /// Prometheus endpoint of `aperture run`. Default `127.0.0.1:9101`.
+    pub metrics_listen: SocketAddr,
 }
 
 impl Config {
@@ -183,9 +203,10 @@ impl Config {
             return fail("kafka.producer.queue-max-messages is 0; it must be at least 1".into());
         }
         let prefix = &self.redis.key_prefix;
-        if prefix.is_empty() || prefix.contains(['{', '}', ' ']) {
+        if !crate::keys::is_valid_prefix(prefix) {
             return fail(format!(
-                "redis.key-prefix {prefix:?} must be non-empty without '{{', '}}' or spaces"
+                "redis.key-prefix {prefix:?} must be non-empty and made of {}",
+                crate::keys::PREFIX_CHARS
             ));
         }
         if self.ingest.max_batch_events == 0 {
@@ -213,6 +234,12 @@ impl Config {
         }
         if self.fanout.celebrity_threshold == 0 {
             return fail("fanout.celebrity-threshold is 0; it must be at least 1".into());
+        }
+        if self.fanout.recent_posts_cap == 0 {
+            return fail("fanout.recent-posts-cap is 0; it must be at least 1".into());
+        }
+        if self.runtime.batch_max_events == 0 {
+            return fail("runtime.batch-max-events is 0; it must be at least 1".into());
         }
         if self.fanout.timeline_cap == 0 {
             return fail("fanout.timeline-cap is 0; it must be at least 1".into());

@@ -17,6 +17,18 @@
 //!
 //! The prefix stays outside the tag, so one user's keys share a slot whatever the prefix.
 
+/// What a key prefix may contain: no `{`/`}` (they would change what Redis Cluster hashes), no
+/// quotes or spaces (the prefix is also written into Lua source).
+pub const PREFIX_CHARS: &str = "A-Z a-z 0-9 _ . : -";
+
+/// Whether `prefix` is non-empty and made of [`PREFIX_CHARS`].
+pub fn is_valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+}
+
 /// Builds key names under one prefix. Cheap to clone; build once from configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keyspace {
@@ -29,8 +41,9 @@ impl Keyspace {
     pub fn new(prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
         assert!(
-            !prefix.contains(['{', '}']),
-            "key prefix {prefix:?} must not contain '{{' or '}}' (checked by config validation)"
+            is_valid_prefix(&prefix),
+            "key prefix {prefix:?} must not contain characters other than {PREFIX_CHARS} \
+             (checked by config validation)"
         );
         Keyspace { prefix }
     }
@@ -52,64 +65,9 @@ impl Keyspace {
         format!("{}:{{p:{post_id}}}:{what}", self.prefix)
     }
 
-    /// HASH: username, display name, flags and counts of a user.
-    pub fn profile(&self, user_id: u64) -> String {
-        self.user(user_id, "profile")
-    }
-
-    /// ZSET: the user's active followers, scored by follow time.
-    pub fn followers(&self, user_id: u64) -> String {
-        self.user(user_id, "followers")
-    }
-
-    /// ZSET: the accounts the user actively follows, scored by follow time.
-    pub fn following(&self, user_id: u64) -> String {
-        self.user(user_id, "following")
-    }
-
-    /// ZSET: pending follow requests to a private user, scored by request time.
-    pub fn follow_requests(&self, user_id: u64) -> String {
-        self.user(user_id, "requests")
-    }
-
-    /// SET: the accounts the user blocks.
-    pub fn blocks(&self, user_id: u64) -> String {
-        self.user(user_id, "blocks")
-    }
-
-    /// SET: the user's close-friends list.
-    pub fn close_friends(&self, user_id: u64) -> String {
-        self.user(user_id, "close_friends")
-    }
-
-    /// ZSET: the author's recent posts (capped), scored by post time; used for pull and backfill.
-    pub fn recent_posts(&self, user_id: u64) -> String {
-        self.user(user_id, "recent_posts")
-    }
-
-    /// ZSET: the user's pushed home timeline (capped at 800), post ids scored by post time.
-    pub fn timeline(&self, user_id: u64) -> String {
-        self.user(user_id, "timeline")
-    }
-
-    /// STRING: the user's last-active event time in ms.
-    pub fn last_active(&self, user_id: u64) -> String {
-        self.user(user_id, "last_active")
-    }
-
     /// STRING: user id owning a username.
     pub fn username(&self, username: &str) -> String {
         format!("{}:username:{username}", self.prefix)
-    }
-
-    /// HASH: a post's author, media, caption, hashtags, created time and deleted flag.
-    pub fn post_meta(&self, post_id: u64) -> String {
-        self.post(post_id, "meta")
-    }
-
-    /// HASH: a post's counters (likes, comments, shares, saves, views, …).
-    pub fn post_counts(&self, post_id: u64) -> String {
-        self.post(post_id, "counts")
     }
 
     /// STRING: the next offset a job has applied for one partition.
@@ -120,6 +78,79 @@ impl Keyspace {
     /// STRING: the fencing epoch of the worker that owns a job partition.
     pub fn job_epoch(&self, job: &str, partition: u32) -> String {
         format!("{}:{{j:{job}:{partition}}}:epoch", self.prefix)
+    }
+}
+
+/// Declares the keys of one entity: a method per key on [`Keyspace`], and the same list for
+/// [`Keyspace::lua_functions`], so Rust and the jobs' Lua scripts build identical names.
+macro_rules! entity_keys {
+    ($list:ident, $builder:ident, $id:ident; $($(#[$doc:meta])* $name:ident => $what:literal),* $(,)?) => {
+        impl Keyspace {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self, $id: u64) -> String {
+                    self.$builder($id, $what)
+                }
+            )*
+        }
+        const $list: &[(&str, &str)] = &[$((stringify!($name), $what)),*];
+    };
+}
+
+entity_keys! { USER_KEYS, user, user_id;
+    /// HASH: username, display name, flags (`private`, `verified`, `celebrity`, `stale`), counts
+    /// and the stamps of the latest update of each field.
+    profile => "profile",
+    /// ZSET: the user's active followers, scored by the time the follow became active.
+    followers => "followers",
+    /// ZSET: the accounts the user actively follows, scored like `followers`.
+    following => "following",
+    /// ZSET: pending follow requests to a private user, scored by request time.
+    follow_requests => "requests",
+    /// SET: the accounts the user blocks.
+    blocks => "blocks",
+    /// SET: the user's close-friends list.
+    close_friends => "close_friends",
+    /// HASH: per account the user relates to (follows, requested, blocked, was blocked by), the
+    /// ordered log of the events that decide the pair's state, so any arrival order folds to
+    /// the same result.
+    relations => "relations",
+    /// SET: the accounts whose `relations` hold a log about this user.
+    inbound => "inbound",
+    /// ZSET: changes of the user's `private` flag, scored by event time (member `event_id|0/1`).
+    private_history => "private_history",
+    /// ZSET: the author's recent posts (capped), scored by post time; for pull and backfill.
+    recent_posts => "recent_posts",
+    /// ZSET: the user's pushed home timeline (capped), members `author_id:post_id` scored by
+    /// post time.
+    timeline => "timeline",
+    /// STRING: the user's last-active event time in ms.
+    last_active => "last_active",
+}
+
+entity_keys! { POST_KEYS, post, post_id;
+    /// HASH: a post's author, media, caption, hashtags, created time and deleted flag.
+    post_meta => "meta",
+    /// HASH: a post's counters (likes, comments, shares, saves, views, …).
+    post_counts => "counts",
+}
+
+impl Keyspace {
+    /// Lua that defines `k_<name>(id)` for every user and post key (ids as decimal strings), for
+    /// the jobs' Redis scripts.
+    pub fn lua_functions(&self) -> String {
+        let mut lua = format!("local PREFIX = '{}'\n", self.prefix);
+        for (name, what) in USER_KEYS {
+            lua.push_str(&format!(
+                "local function k_{name}(id) return PREFIX .. ':{{u:' .. id .. '}}:{what}' end\n"
+            ));
+        }
+        for (name, what) in POST_KEYS {
+            lua.push_str(&format!(
+                "local function k_{name}(id) return PREFIX .. ':{{p:' .. id .. '}}:{what}' end\n"
+            ));
+        }
+        lua
     }
 }
 
@@ -200,6 +231,18 @@ mod tests {
         assert_eq!(hash_tag("a{b}c"), "b");
         assert_eq!(hash_tag("a{}c{d}"), "a{}c{d}");
         assert_eq!(hash_tag("plain"), "plain");
+    }
+
+    #[test]
+    fn lua_functions_cover_every_key() {
+        let lua = Keyspace::new("ap").lua_functions();
+        for (name, _) in USER_KEYS.iter().chain(POST_KEYS) {
+            assert!(
+                lua.contains(&format!("local function k_{name}(id)")),
+                "{name}"
+            );
+        }
+        assert!(lua.contains("PREFIX .. ':{u:' .. id .. '}:timeline'"));
     }
 
     #[test]

@@ -1,10 +1,16 @@
 //! The stream jobs: the consumer runtime and the jobs that turn the events topic into the state
 //! the serving API reads.
 //!
-//! The runtime reads the events topic, hands each job batches of decoded [`aperture_schema::Envelope`]s
-//! per partition, and stores each partition's next offset atomically with the Redis writes the
-//! batch produced, so results are exactly once across crashes, redelivery and rebalances. The
-//! jobs (graph, fan-out, trending, engagement, notifications, stories) each live in a folder of
-//! their own under `jobs/`. Redis key names come from [`aperture_schema::keys`], never from here.
+//! # Layout
 //!
-//! This crate is filled in by the stream-runtime work; today it holds only this contract.
+//! - [`runtime`]: reads the events topic in a consumer group, hands each job a partition batch
+//!   of decoded [`aperture_schema::Envelope`]s, and stores each partition's next offset in Redis
+//!   atomically with the batch's writes (one script per job and batch), so results are exactly
+//!   once across crashes, redelivery and rebalances; stale owners are fenced by epoch; poison
+//!   messages go to the dead-letter topic.
+//! - [`jobs`]: one folder per job (graph, fan-out), each a Rust encoder plus the Lua that
+//!   applies one event inside the batch script. Redis key names come from
+//!   [`aperture_schema::keys`], never from here.
+
+pub mod jobs;
+pub mod runtime;

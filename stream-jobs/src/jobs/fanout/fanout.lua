@@ -1,0 +1,34 @@
+-- The fan-out job: posts into followers' timelines, deleted posts out of them.
+
+local function apply(a, i)
+  local kind = a[i]
+  if kind == 'pc' then
+    local author, post, ts_s = a[i + 1], a[i + 2], a[i + 3]
+    local meta = k_post_meta(post)
+    -- A duplicate, or a post whose delete was applied first: nothing to deliver.
+    if redis.call('EXISTS', meta) == 1 then return end
+    redis.call('HSET', meta, 'author', author, 'created_at', ts_s, 'media_type', a[i + 5],
+      'media', a[i + 6], 'caption', a[i + 7], 'hashtags', a[i + 8], 'deleted', '0')
+    local recent = k_recent_posts(author)
+    redis.call('ZADD', recent, ts_s, post)
+    redis.call('ZREMRANGEBYRANK', recent, 0, -(RECENT_CAP + 1))
+    if not is_celebrity(author) then
+      local ts = tonumber(ts_s)
+      for _, f in ipairs(redis.call('ZRANGE', k_followers(author), 0, -1)) do
+        push_post(f, author, post, ts)
+      end
+    end
+  elseif kind == 'pd' then
+    local author, post = a[i + 1], a[i + 2]
+    local meta = k_post_meta(post)
+    local owner = redis.call('HGET', meta, 'author')
+    -- Only the author deletes a post; anyone else's delete changes nothing.
+    if owner and owner ~= author then return end
+    redis.call('HSET', meta, 'author', author, 'deleted', '1')
+    redis.call('ZREM', k_recent_posts(author), post)
+    local member = author .. ':' .. post
+    for _, f in ipairs(redis.call('ZRANGE', k_followers(author), 0, -1)) do
+      redis.call('ZREM', k_timeline(f), member)
+    end
+  end
+end

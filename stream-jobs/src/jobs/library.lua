@@ -1,0 +1,66 @@
+-- Shared by every job script. Ids are decimal strings; times are ms as Lua numbers (exact below
+-- 2^53). Keys come from the k_* functions generated from the schema crate's keyspace.
+
+-- Is (ts, eid) after (ts2, eid2)? Ties of event time are broken by event id.
+local function after(ts, eid, ts2, eid2)
+  if ts ~= ts2 then return ts > ts2 end
+  return eid > eid2
+end
+
+local function is_celebrity(user)
+  return redis.call('HGET', k_profile(user), 'celebrity') == '1'
+end
+
+local function trim_timeline(user)
+  redis.call('ZREMRANGEBYRANK', k_timeline(user), 0, -(TIMELINE_CAP + 1))
+end
+
+-- A follower inactive at `ts` is skipped and marked stale; their timeline is rebuilt when
+-- they return (and served by pull until then).
+local function is_active_at(user, ts)
+  local last = tonumber(redis.call('GET', k_last_active(user)) or '0')
+  return last >= ts - INACTIVE_MS
+end
+
+local function push_post(follower, author, post, ts)
+  if not is_active_at(follower, ts) then
+    redis.call('HSET', k_profile(follower), 'stale', '1')
+    return
+  end
+  redis.call('ZADD', k_timeline(follower), ts, author .. ':' .. post)
+  trim_timeline(follower)
+end
+
+-- The author's recent posts into one follower's timeline (follow, return, celebrity no more).
+local function backfill(follower, author)
+  local posts = redis.call('ZRANGE', k_recent_posts(author), 0, -1, 'WITHSCORES')
+  if #posts == 0 then return end
+  local args = {}
+  for j = 1, #posts, 2 do
+    args[#args + 1] = posts[j + 1]
+    args[#args + 1] = author .. ':' .. posts[j]
+  end
+  redis.call('ZADD', k_timeline(follower), unpack(args))
+  trim_timeline(follower)
+end
+
+-- Every post of `author` out of `follower`'s timeline (unfollow, block).
+local function remove_author(follower, author)
+  local key = k_timeline(follower)
+  local prefix = author .. ':'
+  local members = redis.call('ZRANGE', key, 0, -1)
+  local gone = {}
+  for _, m in ipairs(members) do
+    if string.sub(m, 1, #prefix) == prefix then gone[#gone + 1] = m end
+  end
+  if #gone > 0 then redis.call('ZREM', key, unpack(gone)) end
+end
+
+-- A returning user's timeline, regenerated from the recent posts of everyone they follow.
+local function rebuild(user)
+  local followees = redis.call('ZRANGE', k_following(user), 0, -1)
+  for _, author in ipairs(followees) do
+    if not is_celebrity(author) then backfill(user, author) end
+  end
+  redis.call('HDEL', k_profile(user), 'stale')
+end

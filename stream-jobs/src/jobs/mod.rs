@@ -1,0 +1,94 @@
+//! The stream jobs. Each job is a folder: `mod.rs` (what it keeps and how events are encoded
+//! for its script) and a `.lua` file (what it does to Redis state, atomically, per event).
+//!
+//! Job logic runs inside Redis, in the runtime's per-batch script, because that is what makes
+//! a job's writes atomic with the offset it stores and makes each event's read-modify-write
+//! atomic with respect to the other partitions' workers: two scripts never interleave. The
+//! semantics are kept order-independent (EVENTS.md, "Semantics") by folding ordered per-pair
+//! event logs rather than trusting arrival order.
+
+pub mod fanout;
+pub mod graph;
+
+use aperture_schema::Envelope;
+use aperture_schema::config::FanoutConfig;
+
+/// One stream job: a name, the Lua that applies one event, and how an event becomes the
+/// script's arguments.
+pub trait Job: Send + Sync + std::fmt::Debug {
+    /// Stable name, used in offset keys and metrics labels.
+    fn name(&self) -> &'static str;
+
+    /// Lua defining `apply(a, i)`; may use the key functions and the shared library.
+    fn lua(&self) -> String;
+
+    /// Appends the records of a partition batch this job needs: for each, the offset it
+    /// belongs to and its fields. Events the job ignores add nothing.
+    fn encode(&self, batch: &[(i64, &Envelope)], out: &mut Records);
+}
+
+/// The records a job encodes for one batch: per record, its offset and its string fields.
+#[derive(Debug, Default)]
+pub struct Records {
+    pub(crate) args: Vec<String>,
+    pub(crate) count: usize,
+}
+
+impl Records {
+    /// Adds one record for the event at `offset`.
+    pub fn push<const N: usize>(&mut self, offset: i64, fields: [String; N]) {
+        self.args.push(offset.to_string());
+        self.args.push(N.to_string());
+        self.args.extend(fields);
+        self.count += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// Every job, in the order a worker applies them to a batch.
+pub fn all() -> Vec<Box<dyn Job>> {
+    vec![Box::new(graph::Graph), Box::new(fanout::Fanout)]
+}
+
+/// The jobs named on the command line (`all` for every job).
+pub fn by_names(names: &[String]) -> Result<Vec<Box<dyn Job>>, String> {
+    let every = all();
+    if names.iter().any(|n| n == "all") {
+        return Ok(every);
+    }
+    let known: Vec<&str> = every.iter().map(|j| j.name()).collect();
+    if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
+        return Err(format!(
+            "no job is named {unknown:?}; the jobs are {}, or all",
+            known.join(", ")
+        ));
+    }
+    Ok(every
+        .into_iter()
+        .filter(|j| names.iter().any(|n| n == j.name()))
+        .collect())
+}
+
+/// The Lua every job script shares: configuration constants and the timeline mechanics that
+/// both the graph job (follows, returns) and the fan-out job (posts) use.
+pub fn library(config: &FanoutConfig) -> String {
+    let celebrity_off =
+        (config.celebrity_threshold as f64 * (1.0 - config.celebrity_hysteresis)).floor() as u64;
+    format!(
+        "local TIMELINE_CAP = {}\nlocal RECENT_CAP = {}\nlocal CELEB_ON = {}\nlocal CELEB_OFF = {}\n\
+         local INACTIVE_MS = {}\n{}",
+        config.timeline_cap,
+        config.recent_posts_cap,
+        config.celebrity_threshold,
+        celebrity_off,
+        config.inactive_after.as_millis(),
+        include_str!("library.lua")
+    )
+}

@@ -1,0 +1,330 @@
+//! The runtime against the real broker and real Redis: state from the log, offsets stored with
+//! it, redelivery skipped, stale owners fenced, poison to the dead-letter topic, replay equal to
+//! the live run.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use aperture_ingest::kafka;
+use aperture_schema::event::*;
+use aperture_schema::{Envelope, Event};
+use aperture_stream_jobs::jobs;
+use aperture_stream_jobs::runtime::Outcome;
+use aperture_stream_jobs::runtime::script::JobScript;
+use support::*;
+
+const T0: i64 = 1_763_856_000_000;
+
+fn ev(n: u64, actor: u64, ts: i64, event: Event) -> Envelope {
+    Envelope {
+        v: 1,
+        event_id: format!("ev-{n:06}"),
+        actor_id: actor,
+        ts: T0 + ts,
+        event,
+    }
+}
+
+fn user(n: u64, id: u64, private: bool) -> Envelope {
+    ev(
+        n,
+        id,
+        0,
+        Event::UserCreated(UserCreated {
+            username: format!("user{id}"),
+            display_name: None,
+            private,
+            verified: false,
+        }),
+    )
+}
+
+fn follow(n: u64, a: u64, b: u64, ts: i64) -> Envelope {
+    ev(n, a, ts, Event::Follow(Target { target_id: b }))
+}
+
+fn post(n: u64, author: u64, post_id: u64, ts: i64) -> Envelope {
+    ev(
+        n,
+        author,
+        ts,
+        Event::PostCreated(PostCreated {
+            post_id,
+            media_type: MediaType::Photo,
+            media: vec![format!("m/{post_id}.jpg")],
+            caption: "hello #world".into(),
+            location: None,
+            hashtags: vec!["world".into()],
+            mentions: vec![],
+        }),
+    )
+}
+
+/// A small social graph: 3 is private, 4 follows and leaves, 5 blocks 1.
+fn story() -> Vec<Envelope> {
+    vec![
+        user(1, 1, false),
+        user(2, 2, false),
+        user(3, 3, true),
+        user(4, 4, false),
+        user(5, 5, false),
+        follow(10, 1, 2, 10),
+        follow(11, 2, 1, 11),
+        follow(12, 1, 3, 12),
+        ev(
+            13,
+            3,
+            13,
+            Event::FollowRequestApproved(FollowRequestApproved { requester_id: 1 }),
+        ),
+        follow(14, 4, 2, 14),
+        follow(15, 5, 2, 15),
+        follow(16, 1, 5, 16),
+        post(20, 2, 100, 20),
+        post(21, 3, 101, 21),
+        post(22, 5, 102, 22),
+        ev(30, 4, 30, Event::Unfollow(Target { target_id: 2 })),
+        ev(31, 5, 31, Event::Block(Target { target_id: 1 })),
+        post(32, 2, 103, 32),
+        follow(33, 4, 3, 33),
+    ]
+}
+
+#[test]
+fn a_worker_builds_the_graph_and_timelines_from_the_topic() {
+    let config = test_config("graph", 3);
+    create_topics(&config);
+    produce(&config, &story());
+    let worker = RunningWorker::start(&config);
+    wait_caught_up(&config, &["graph", "fanout"], Duration::from_secs(60));
+    worker.stop();
+
+    let k = config.keyspace();
+    assert_eq!(zmembers(&config, &k.followers(2)), ["1", "5"]);
+    assert_eq!(
+        zmembers(&config, &k.following(1)),
+        ["2", "3"],
+        "approved request; 5 blocked 1"
+    );
+    assert_eq!(
+        zmembers(&config, &k.follow_requests(3)),
+        ["4"],
+        "private account: a request"
+    );
+    assert!(
+        zmembers(&config, &k.following(4)).is_empty(),
+        "unfollowed, and 3 is private"
+    );
+    assert_eq!(
+        zmembers(&config, &k.timeline(1)),
+        ["2:100", "3:101", "2:103"]
+    );
+    assert_eq!(
+        zmembers(&config, &k.timeline(4)),
+        Vec::<String>::new(),
+        "unfollow removed 2's post"
+    );
+    assert_eq!(zmembers(&config, &k.timeline(5)), ["2:100", "2:103"]);
+    let mut con = redis(&config);
+    let followers: String = redis::cmd("HGET")
+        .arg(k.profile(2))
+        .arg("followers")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(followers, "2");
+    let blocks: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(k.blocks(5))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(blocks, ["1"]);
+}
+
+#[test]
+fn a_redelivered_batch_changes_nothing_and_a_fenced_owner_writes_nothing() {
+    let config = test_config("fence", 1);
+    let keys = config.keyspace();
+    let mut con = redis(&config);
+    let events = story();
+    let refs: Vec<(i64, &Envelope)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as i64, e))
+        .collect();
+    let scripts: Vec<JobScript> = jobs::all()
+        .into_iter()
+        .map(|j| JobScript::new(j, &keys, &config.fanout))
+        .collect();
+
+    let (first, second) = refs.split_at(10);
+    for s in &scripts {
+        let (epoch, from) = s.claim(&mut con, &keys, 0).unwrap();
+        assert_eq!(from, 0);
+        let (outcome, _) = s.apply(&mut con, &keys, 0, &epoch, first, 10).unwrap();
+        assert_eq!(outcome, Outcome::Applied);
+    }
+    let after_first = dump(&config);
+    // Redelivery of the same batch: skipped whole.
+    for s in &scripts {
+        let (epoch, from) = s.claim(&mut con, &keys, 0).unwrap();
+        assert_eq!(from, 10, "resume from the stored offset");
+        let (outcome, _) = s.apply(&mut con, &keys, 0, &epoch, first, 10).unwrap();
+        assert_eq!(outcome, Outcome::AlreadyApplied);
+        // A batch overlapping what was applied applies only the new part.
+        let (outcome, _) = s
+            .apply(&mut con, &keys, 0, &epoch, &refs[5..12], 12)
+            .unwrap();
+        assert_eq!(outcome, Outcome::Applied);
+    }
+    assert_ne!(dump(&config), after_first);
+    // A worker that lost the partition (its epoch is no longer current) is refused.
+    for s in &scripts {
+        let (stale, _) = s.claim(&mut con, &keys, 0).unwrap();
+        let (current, _) = s.claim(&mut con, &keys, 0).unwrap();
+        let before = dump(&config);
+        let (outcome, _) = s
+            .apply(&mut con, &keys, 0, &stale, &second[2..], refs.len() as i64)
+            .unwrap();
+        assert_eq!(outcome, Outcome::Fenced);
+        assert_eq!(dump(&config), before, "a fenced write changes nothing");
+        let (outcome, _) = s
+            .apply(
+                &mut con,
+                &keys,
+                0,
+                &current,
+                &second[2..],
+                refs.len() as i64,
+            )
+            .unwrap();
+        assert_eq!(outcome, Outcome::Applied);
+    }
+}
+
+#[test]
+fn applying_in_any_partition_interleaving_gives_the_same_state() {
+    // The same events split over 3 partitions by actor, applied partition after partition in
+    // two opposite orders: the state must not depend on it.
+    let events = story();
+    let mut states = Vec::new();
+    for order in [[0u32, 1, 2], [2, 1, 0]] {
+        let config = test_config("interleave", 3);
+        let keys = config.keyspace();
+        let mut con = redis(&config);
+        let scripts: Vec<JobScript> = jobs::all()
+            .into_iter()
+            .map(|j| JobScript::new(j, &keys, &config.fanout))
+            .collect();
+        for p in order {
+            let mine: Vec<(i64, &Envelope)> = events
+                .iter()
+                .filter(|e| aperture_schema::topics::partition_for(e.actor_id, 3) == p)
+                .enumerate()
+                .map(|(i, e)| (i as i64, e))
+                .collect();
+            for s in &scripts {
+                let (epoch, _) = s.claim(&mut con, &keys, p).unwrap();
+                s.apply(&mut con, &keys, p, &epoch, &mine, mine.len() as i64)
+                    .unwrap();
+            }
+        }
+        states.push(dump(&config));
+    }
+    assert_eq!(states[0], states[1]);
+}
+
+#[test]
+fn poison_messages_land_in_the_dead_letter_topic_once_each_and_the_job_goes_on() {
+    let config = test_config("poison", 2);
+    create_topics(&config);
+    let good = story();
+    produce(&config, &good[..5]);
+    produce_raw(
+        &config,
+        &[
+            ("9".into(), b"not json at all".to_vec()),
+            (
+                "9".into(),
+                br#"{"v":1,"event_id":"p1","type":"poke","actor_id":9,"ts":1}"#.to_vec(),
+            ),
+            (
+                "9".into(),
+                br#"{"v":1,"event_id":"p2","type":"follow","actor_id":9,"ts":1,"target_id":9}"#
+                    .to_vec(),
+            ),
+        ],
+    );
+    produce(&config, &good[5..]);
+    let worker = RunningWorker::start(&config);
+    wait_caught_up(&config, &["graph", "fanout"], Duration::from_secs(60));
+    worker.stop();
+
+    let k = config.keyspace();
+    assert_eq!(
+        zmembers(&config, &k.followers(2)),
+        ["1", "5"],
+        "good events around the poison applied"
+    );
+    let marks = kafka::watermarks(
+        &config.kafka,
+        &config.kafka.dead_letter_topic,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let before: Vec<_> = marks
+        .iter()
+        .map(|w| kafka::Watermarks { high: w.low, ..*w })
+        .collect();
+    let letters = kafka::read_between(
+        &config.kafka,
+        &config.kafka.dead_letter_topic,
+        &before,
+        &marks,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let reasons: BTreeSet<(String, i64)> = letters
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_slice(&l.payload).unwrap();
+            assert_eq!(l.key.as_deref(), Some(b"9".as_slice()));
+            assert!(!v["reason"].as_str().unwrap().is_empty());
+            (
+                v["rule"].as_str().unwrap().to_owned(),
+                v["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        letters.len(),
+        3,
+        "one dead letter per poison message: {reasons:?}"
+    );
+    let rules: BTreeSet<&str> = reasons.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(rules, BTreeSet::from(["json", "unknown_type", "not_self"]));
+}
+
+#[test]
+fn replaying_the_topic_into_a_wiped_prefix_gives_the_live_state() {
+    let config = test_config("replay", 3);
+    create_topics(&config);
+    produce(&config, &story());
+    let worker = RunningWorker::start(&config);
+    wait_caught_up(&config, &["graph", "fanout"], Duration::from_secs(60));
+    worker.stop();
+    let live = dump(&config);
+
+    let mut con = redis(&config);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", config.redis.key_prefix))
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("DEL").arg(&keys).query(&mut con).unwrap();
+    let mut replay = config.clone();
+    replay.runtime.group_id = unique("replay-group");
+    let worker = RunningWorker::start(&replay);
+    wait_caught_up(&replay, &["graph", "fanout"], Duration::from_secs(60));
+    worker.stop();
+    assert_eq!(dump(&replay), live);
+}
