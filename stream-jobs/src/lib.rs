@@ -11,6 +11,8 @@
 //! - [`jobs`]: one folder per job (graph, fan-out), each a Rust encoder plus the Lua that
 //!   applies one event inside the batch script. Redis key names come from
 //!   [`aperture_schema::keys`], never from here.
+//! - [`oracle`]: the in-memory model of the jobs' semantics that tests compare against.
 
 pub mod jobs;
+pub mod oracle;
 pub mod runtime;
