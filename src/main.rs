@@ -34,6 +34,11 @@ enum Command {
     Generate(GenerateArgs),
     /// Create the events and dead-letter topics when missing.
     Topics,
+    /// Run stream jobs as one worker of the consumer group (`all`, or job names: graph, fanout).
+    Run {
+        #[arg(required = true)]
+        jobs: Vec<String>,
+    },
     /// The main job on embedded defaults: topics, ingest API, a generated workload sent through
     /// it, and the events read back from the topic.
     Demo(demo::DemoArgs),
@@ -119,6 +124,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 Ok(())
             }
+            Command::Run { jobs } => run_jobs(&config, &jobs, shutdown_on_signal()).await,
             Command::Demo(args) => demo::run(&config, args, shutdown_on_signal()).await,
             Command::Config => {
                 println!("{}", serde_json::to_string_pretty(&config)?);
@@ -182,6 +188,47 @@ async fn generate_cmd(config: &Config, args: GenerateArgs) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// One worker running `names` until `shutdown`, with Prometheus metrics on
+/// `runtime.metrics-listen`.
+async fn run_jobs(
+    config: &Config,
+    names: &[String],
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let jobs = aperture_stream_jobs::jobs::by_names(names).map_err(anyhow::Error::msg)?;
+    aperture_ingest::kafka::ensure_topics(config)
+        .await
+        .context("while creating topics")?;
+    let metrics = aperture_ingest::metrics::install();
+    let listener = tokio::net::TcpListener::bind(config.runtime.metrics_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "while binding the metrics endpoint {}",
+                config.runtime.metrics_listen
+            )
+        })?;
+    tracing::info!(addr = %listener.local_addr()?, "worker metrics on /metrics");
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || std::future::ready(metrics.render())),
+    );
+    let metrics_server = tokio::spawn(
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .into_future(),
+    );
+    let worker_config = config.clone();
+    let token = shutdown.clone();
+    let worker = tokio::task::spawn_blocking(move || {
+        aperture_stream_jobs::runtime::run(&worker_config, jobs, token)
+    });
+    let result = worker.await.context("the worker thread panicked")?;
+    shutdown.cancel();
+    metrics_server.await??;
+    Ok(result?)
 }
 
 /// A token cancelled by ctrl-c or SIGTERM: the one shutdown path of every long-running command.

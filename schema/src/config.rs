@@ -151,9 +151,10 @@ pub struct RuntimeConfig {
     /// Time to fill a batch. Default 20 ms.
     #[serde(with = "humantime_serde")]
     pub batch_wait: Duration,
-    /// Kafka session timeout of workers. Default 6 s.
+    /// Partition lease period: a dead worker's partitions move after at most this long.
+    /// Default 6 s.
     #[serde(with = "humantime_serde")]
-    pub session_timeout: Duration,
+    pub lease_ttl: Duration,
     /// Prometheus endpoint of `aperture run`. Default `127.0.0.1:9101`.
     pub metrics_listen: SocketAddr,
 }
@@ -237,6 +238,12 @@ impl Config {
         }
         if self.fanout.recent_posts_cap == 0 {
             return fail("fanout.recent-posts-cap is 0; it must be at least 1".into());
+        }
+        if self.runtime.lease_ttl < Duration::from_millis(300) {
+            return fail(format!(
+                "runtime.lease-ttl is {:?}; it must be at least 300ms so workers can renew in time",
+                self.runtime.lease_ttl
+            ));
         }
         if self.runtime.batch_max_events == 0 {
             return fail("runtime.batch-max-events is 0; it must be at least 1".into());

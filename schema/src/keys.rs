@@ -75,6 +75,16 @@ impl Keyspace {
         format!("{}:{{j:{job}:{partition}}}:offset", self.prefix)
     }
 
+    /// ZSET: the live workers of a worker group, scored by their last heartbeat (ms).
+    pub fn workers(&self, group: &str) -> String {
+        format!("{}:{{r:{group}}}:workers", self.prefix)
+    }
+
+    /// STRING (with a TTL): the worker holding the lease on one partition for a worker group.
+    pub fn lease(&self, group: &str, partition: u32) -> String {
+        format!("{}:{{r:{group}}}:lease:{partition}", self.prefix)
+    }
+
     /// STRING: the fencing epoch of the worker that owns a job partition.
     pub fn job_epoch(&self, job: &str, partition: u32) -> String {
         format!("{}:{{j:{job}:{partition}}}:epoch", self.prefix)
@@ -217,6 +227,12 @@ mod tests {
             hash_tag(&k.job_offset("fanout", 3)),
             hash_tag(&k.job_offset("fanout", 4))
         );
+    }
+
+    #[test]
+    fn a_worker_group_s_keys_share_a_hash_tag() {
+        let k = Keyspace::new("ap");
+        assert_eq!(hash_tag(&k.workers("g")), hash_tag(&k.lease("g", 7)));
     }
 
     #[test]

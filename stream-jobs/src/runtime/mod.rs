@@ -1,13 +1,15 @@
 //! The consumer runtime every job runs on.
 //!
-//! - [`worker`]: the consume–apply loop; partition ownership from a Kafka consumer group, with
-//!   fencing epochs and resume-from-Redis on every assignment.
+//! - [`worker`]: the consume–apply loop, with fencing epochs and resume-from-Redis whenever it
+//!   takes a partition.
+//! - [`lease`]: which worker owns which partition: leases in Redis, rebalanced by one script.
 //! - [`script`]: the per-batch Redis script that applies a job's writes and the partition's next
 //!   offset atomically, refusing stale epochs and skipping what was already applied.
 //! - [`dead_letter`]: where undecodable and invalid events go, with the reason.
 //! - [`metrics`]: metric names.
 
 pub mod dead_letter;
+pub mod lease;
 pub mod metrics;
 pub mod script;
 pub mod worker;
@@ -16,7 +18,7 @@ use aperture_schema::Config;
 use tokio_util::sync::CancellationToken;
 
 pub use script::Outcome;
-pub use worker::Worker;
+pub use worker::{Ownership, Worker};
 
 use crate::jobs::Job;
 
@@ -27,6 +29,8 @@ pub enum RuntimeError {
     Kafka(#[source] rdkafka::error::KafkaError),
     #[error("redis: {0}")]
     Redis(#[source] redis::RedisError),
+    #[error("topic {0} does not exist; create it first (`aperture topics`)")]
+    NoTopic(String),
 }
 
 /// Runs one worker with `jobs` until `shutdown` fires (blocking; call from a thread of its own).

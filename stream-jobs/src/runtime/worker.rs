@@ -1,16 +1,11 @@
-//! One worker process's consume–apply loop, and the rebalance handling that claims partitions.
+//! One worker process's consume–apply loop.
 //!
-//! Partition ownership comes from a Kafka consumer group: the broker's group coordinator
-//! splits the partitions among live workers and moves them when one dies. What Kafka does not
-//! give is fencing and resume-from-our-state, so on every assignment the worker, before it
-//! reads a record:
-//!
-//! 1. bumps each job's epoch for the partition in Redis (`INCR`), which fences any previous
-//!    owner: its next script sees a different epoch and writes nothing;
-//! 2. reads each job's stored offset and starts the partition at the smallest of them; each
-//!    job's script then skips what it already applied.
-//!
-//! Kafka's committed offsets are never used.
+//! Partition ownership comes from leases in Redis ([`super::lease`]), not from a Kafka consumer
+//! group: the worker assigns itself exactly the partitions it holds. When it takes a partition
+//! it first bumps each job's epoch for it (fencing any previous owner: its next script sees a
+//! different epoch and writes nothing), then reads each job's stored offset and starts the
+//! partition at the smallest; each job's script skips what it already applied. Kafka's
+//! committed offsets are never used.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -18,36 +13,150 @@ use std::time::{Duration, Instant};
 
 use aperture_schema::keys::Keyspace;
 use aperture_schema::{Config, Envelope, Origin, decode};
-use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use super::RuntimeError;
 use super::dead_letter::{DeadLetter, DeadLetters};
+use super::lease::Leases;
 use super::metrics as m;
 use super::script::{JobScript, Outcome};
 use crate::jobs::Job;
 
-/// What the consume loop and the rebalance callback share.
-struct Shared {
+/// Partitions owned, with the worker's epoch for each job (in job order).
+type Owned = Arc<Mutex<BTreeMap<i32, Vec<String>>>>;
+
+/// The partitions a running worker owns, for operators and tests.
+#[derive(Debug, Clone)]
+pub struct Ownership(Owned);
+
+impl Ownership {
+    pub fn partitions(&self) -> Vec<i32> {
+        self.0
+            .lock()
+            .expect("no code panics while holding the lock")
+            .keys()
+            .copied()
+            .collect()
+    }
+}
+
+/// A worker: applies every given job to each batch of the partitions it holds.
+pub struct Worker {
+    consumer: BaseConsumer,
     client: redis::Client,
     redis: Mutex<Option<redis::Connection>>,
     keys: Keyspace,
     topic: String,
     jobs: Vec<JobScript>,
-    /// Partitions this worker owns, with its epoch for each job (in `jobs` order).
-    owned: Mutex<BTreeMap<i32, Vec<String>>>,
+    owned: Owned,
+    leases: Leases,
+    /// How often leases are renewed (a third of their period).
+    renew_every: Duration,
     shutdown: CancellationToken,
+    dead_letters: DeadLetters,
+    batch_max: usize,
+    batch_wait: Duration,
+    /// Next offset applied per (job, partition), for the lag gauge.
+    applied: Mutex<BTreeMap<(&'static str, i32), i64>>,
 }
 
-impl Shared {
+/// How often the lag gauge asks the broker for high watermarks.
+const LAG_PROBE_EVERY: Duration = Duration::from_secs(5);
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("topic", &self.topic)
+            .field("worker", &self.leases.worker())
+            .finish()
+    }
+}
+
+impl Worker {
+    /// Connects to the broker and Redis and loads the job scripts. Partitions are taken on the
+    /// first turn of [`Worker::run`].
+    pub fn new(
+        config: &Config,
+        jobs: Vec<Box<dyn Job>>,
+        shutdown: CancellationToken,
+    ) -> Result<Worker, RuntimeError> {
+        let keys = config.keyspace();
+        let jobs: Vec<JobScript> = jobs
+            .into_iter()
+            .map(|job| JobScript::new(job, &keys, &config.fanout))
+            .collect();
+        let client = redis::Client::open(config.redis.url.as_str()).map_err(RuntimeError::Redis)?;
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &config.kafka.brokers)
+            .set("client.id", format!("{}-worker", config.kafka.client_id))
+            .set("broker.address.family", "v4")
+            // Partitions are assigned explicitly: librdkafka wants a group id, but no group is
+            // joined and nothing is committed.
+            .set("group.id", &config.runtime.group_id)
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "100")
+            .create()
+            .map_err(RuntimeError::Kafka)?;
+        let metadata = consumer
+            .fetch_metadata(Some(&config.kafka.events_topic), Duration::from_secs(10))
+            .map_err(RuntimeError::Kafka)?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .map_or(0, |t| t.partitions().len()) as u32;
+        if partitions == 0 {
+            return Err(RuntimeError::NoTopic(config.kafka.events_topic.clone()));
+        }
+        let worker_id = format!(
+            "{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+        );
+        let leases = Leases::new(
+            &keys,
+            &config.runtime.group_id,
+            worker_id,
+            partitions,
+            config.runtime.lease_ttl,
+        );
+        Ok(Worker {
+            consumer,
+            client,
+            redis: Mutex::new(None),
+            keys,
+            topic: config.kafka.events_topic.clone(),
+            jobs,
+            owned: Arc::new(Mutex::new(BTreeMap::new())),
+            leases,
+            renew_every: config.runtime.lease_ttl / 3,
+            shutdown,
+            dead_letters: DeadLetters::new(&config.kafka).map_err(RuntimeError::Kafka)?,
+            batch_max: config.runtime.batch_max_events,
+            batch_wait: config.runtime.batch_wait,
+            applied: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Partitions this worker owns now.
+    pub fn owned_partitions(&self) -> Vec<i32> {
+        self.ownership().partitions()
+    }
+
+    /// A view of the partitions this worker owns that stays valid while it runs.
+    pub fn ownership(&self) -> Ownership {
+        Ownership(Arc::clone(&self.owned))
+    }
+
     /// Runs `f` on the Redis connection, reconnecting and retrying with back-off until it
     /// succeeds; `None` only when shutdown was requested meanwhile. A worker without Redis
-    /// cannot make progress, and skipping the batch would lose it.
+    /// cannot make progress, and skipping a batch would lose it.
     fn redis<T>(
         &self,
         what: &str,
@@ -73,7 +182,7 @@ impl Shared {
                     Ok(value) => return Some(value),
                     Err(error) => {
                         tracing::warn!(%error, what, "redis call failed; retrying");
-                        // Start the next attempt on a fresh connection.
+                        // The next attempt starts on a fresh connection.
                         *slot = None;
                     }
                 }
@@ -87,178 +196,17 @@ impl Shared {
         }
     }
 
-    /// Claims newly assigned partitions: new epochs, and the offset to start each from.
-    fn claim(&self, assigned: &TopicPartitionList) -> TopicPartitionList {
-        let mut start = TopicPartitionList::new();
-        for element in assigned.elements() {
-            let partition = element.partition();
-            let p = partition as u32;
-            let claimed = self.redis("claim partition", |con| {
-                let mut epochs = Vec::with_capacity(self.jobs.len());
-                let mut offsets = Vec::with_capacity(self.jobs.len());
-                for job in &self.jobs {
-                    let (epoch, offset) = job.claim(con, &self.keys, p)?;
-                    epochs.push(epoch);
-                    offsets.push(offset);
-                }
-                Ok((epochs, offsets))
-            });
-            let Some((epochs, offsets)) = claimed else {
-                continue;
-            };
-            let from = offsets.iter().copied().min().unwrap_or(0);
-            tracing::info!(partition, from, "claimed partition");
-            if let Err(error) =
-                start.add_partition_offset(&self.topic, partition, Offset::Offset(from))
-            {
-                tracing::error!(%error, partition, "cannot start partition");
-                continue;
-            }
-            self.owned
-                .lock()
-                .expect("no panics under the lock")
-                .insert(partition, epochs);
-        }
-        start
-    }
-
-    fn release(&self, revoked: &TopicPartitionList) {
-        let mut owned = self.owned.lock().expect("no panics under the lock");
-        for element in revoked.elements() {
-            owned.remove(&element.partition());
-            tracing::info!(partition = element.partition(), "released partition");
-        }
-    }
-}
-
-struct WorkerContext {
-    shared: Arc<Shared>,
-}
-
-impl ClientContext for WorkerContext {}
-
-impl ConsumerContext for WorkerContext {
-    fn rebalance(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        err: RDKafkaRespErr,
-        tpl: &mut TopicPartitionList,
-    ) {
-        match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let start = self.shared.claim(tpl);
-                if let Err(error) = consumer.assign(&start) {
-                    tracing::error!(%error, "assigning partitions failed");
-                }
-            }
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                self.shared.release(tpl);
-                if let Err(error) = consumer.unassign() {
-                    tracing::error!(%error, "unassigning partitions failed");
-                }
-            }
-            other => {
-                tracing::error!(error = ?other, "rebalance failed; dropping every partition");
-                self.shared.release(tpl);
-                let _ = consumer.unassign();
-            }
-        }
-    }
-}
-
-/// A worker: one consumer in the group, applying every given job to each partition batch.
-pub struct Worker {
-    consumer: BaseConsumer<WorkerContext>,
-    shared: Arc<Shared>,
-    dead_letters: DeadLetters,
-    batch_max: usize,
-    batch_wait: Duration,
-    /// Next offset applied per (job, partition), for the lag gauge.
-    applied: Mutex<BTreeMap<(&'static str, i32), i64>>,
-}
-
-/// How often the lag gauge asks the broker for high watermarks.
-const LAG_PROBE_EVERY: Duration = Duration::from_secs(5);
-
-impl std::fmt::Debug for Worker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker")
-            .field("topic", &self.shared.topic)
-            .finish()
-    }
-}
-
-impl Worker {
-    /// Connects to the broker and Redis, loads the job scripts and joins the consumer group.
-    pub fn new(
-        config: &Config,
-        jobs: Vec<Box<dyn Job>>,
-        shutdown: CancellationToken,
-    ) -> Result<Worker, RuntimeError> {
-        let keys = config.keyspace();
-        let jobs: Vec<JobScript> = jobs
-            .into_iter()
-            .map(|job| JobScript::new(job, &keys, &config.fanout))
-            .collect();
-        let client = redis::Client::open(config.redis.url.as_str()).map_err(RuntimeError::Redis)?;
-        let shared = Arc::new(Shared {
-            client,
-            redis: Mutex::new(None),
-            keys,
-            topic: config.kafka.events_topic.clone(),
-            jobs,
-            owned: Mutex::new(BTreeMap::new()),
-            shutdown,
-        });
-        let consumer: BaseConsumer<WorkerContext> = ClientConfig::new()
-            .set("bootstrap.servers", &config.kafka.brokers)
-            .set("client.id", format!("{}-worker", config.kafka.client_id))
-            .set("broker.address.family", "v4")
-            .set("group.id", &config.runtime.group_id)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set(
-                "session.timeout.ms",
-                config.runtime.session_timeout.as_millis().to_string(),
-            )
-            .set(
-                "heartbeat.interval.ms",
-                (config.runtime.session_timeout.as_millis() / 3).to_string(),
-            )
-            .set("partition.assignment.strategy", "roundrobin")
-            .create_with_context(WorkerContext {
-                shared: Arc::clone(&shared),
-            })
-            .map_err(RuntimeError::Kafka)?;
-        consumer
-            .subscribe(&[&config.kafka.events_topic])
-            .map_err(RuntimeError::Kafka)?;
-        Ok(Worker {
-            consumer,
-            shared,
-            dead_letters: DeadLetters::new(&config.kafka).map_err(RuntimeError::Kafka)?,
-            batch_max: config.runtime.batch_max_events,
-            batch_wait: config.runtime.batch_wait,
-            applied: Mutex::new(BTreeMap::new()),
-        })
-    }
-
-    /// Partitions this worker owns now.
-    pub fn owned_partitions(&self) -> Vec<i32> {
-        self.shared
-            .owned
-            .lock()
-            .expect("no panics under the lock")
-            .keys()
-            .copied()
-            .collect()
-    }
-
-    /// Consumes and applies until shutdown is requested; the batch in hand is finished first.
+    /// Consumes and applies until shutdown is requested; the batch in hand is finished first,
+    /// then the leases are given back.
     pub fn run(self) -> Result<(), RuntimeError> {
         let mut batch: Vec<OwnedMessage> = Vec::with_capacity(self.batch_max);
         let mut last_probe = Instant::now();
-        while !self.shared.shutdown.is_cancelled() {
+        let mut last_renew: Option<Instant> = None;
+        while !self.shutdown.is_cancelled() {
+            if last_renew.is_none_or(|t| t.elapsed() >= self.renew_every) {
+                self.rebalance();
+                last_renew = Some(Instant::now());
+            }
             if last_probe.elapsed() >= LAG_PROBE_EVERY {
                 self.record_lag();
                 last_probe = Instant::now();
@@ -280,8 +228,81 @@ impl Worker {
             }
         }
         tracing::info!("worker stopping");
-        self.consumer.unsubscribe();
+        // Give the partitions back now rather than after a lease period.
+        if let Ok(mut con) = self
+            .client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            && let Err(error) = self.leases.resign(&mut con)
+        {
+            tracing::warn!(%error, "could not give back leases; they expire on their own");
+        }
         Ok(())
+    }
+
+    /// Renews leases and moves partitions in and out of this worker's assignment.
+    fn rebalance(&self) {
+        let Some(held) = self.redis("coordinate leases", |con| self.leases.coordinate(con)) else {
+            return;
+        };
+        let current = self.owned_partitions();
+        let lost: Vec<i32> = current
+            .iter()
+            .copied()
+            .filter(|p| !held.contains(&(*p as u32)))
+            .collect();
+        if !lost.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            let mut owned = self
+                .owned
+                .lock()
+                .expect("no code panics while holding the lock");
+            for p in &lost {
+                owned.remove(p);
+                tpl.add_partition(&self.topic, *p);
+                tracing::info!(partition = p, "released partition");
+            }
+            drop(owned);
+            if let Err(error) = self.consumer.incremental_unassign(&tpl) {
+                tracing::error!(%error, "unassigning partitions failed");
+            }
+        }
+        for p in held {
+            let partition = p as i32;
+            if current.contains(&partition) {
+                continue;
+            }
+            let Some((epochs, from)) = self.claim(p) else {
+                return;
+            };
+            let mut tpl = TopicPartitionList::new();
+            let assigned = tpl
+                .add_partition_offset(&self.topic, partition, Offset::Offset(from))
+                .and_then(|()| self.consumer.incremental_assign(&tpl));
+            if let Err(error) = assigned {
+                tracing::error!(%error, partition, "assigning partition failed");
+                continue;
+            }
+            tracing::info!(partition, from, "claimed partition");
+            self.owned
+                .lock()
+                .expect("no code panics while holding the lock")
+                .insert(partition, epochs);
+        }
+    }
+
+    /// Takes one partition for every job: new epochs, and the offset to start from.
+    fn claim(&self, partition: u32) -> Option<(Vec<String>, i64)> {
+        let (epochs, offsets) = self.redis("claim partition", |con| {
+            let mut epochs = Vec::with_capacity(self.jobs.len());
+            let mut offsets = Vec::with_capacity(self.jobs.len());
+            for job in &self.jobs {
+                let (epoch, offset) = job.claim(con, &self.keys, partition)?;
+                epochs.push(epoch);
+                offsets.push(offset);
+            }
+            Ok((epochs, offsets))
+        })?;
+        Some((epochs, offsets.into_iter().min().unwrap_or(0)))
     }
 
     fn record_lag(&self) {
@@ -292,11 +313,10 @@ impl Worker {
             .clone();
         let owned = self.owned_partitions();
         for partition in owned {
-            let Ok((_, high)) = self.consumer.fetch_watermarks(
-                &self.shared.topic,
-                partition,
-                Duration::from_millis(500),
-            ) else {
+            let Ok((_, high)) =
+                self.consumer
+                    .fetch_watermarks(&self.topic, partition, Duration::from_millis(500))
+            else {
                 continue;
             };
             for ((job, p), next) in &applied {
@@ -335,7 +355,6 @@ impl Worker {
 
     fn apply_partition(&self, partition: i32, messages: &[OwnedMessage]) {
         let Some(epochs) = self
-            .shared
             .owned
             .lock()
             .expect("no panics under the lock")
@@ -353,7 +372,7 @@ impl Worker {
             match decode(payload, Origin::Topic) {
                 Ok(envelope) => events.push((message.offset(), envelope)),
                 Err(error) => dead.push(DeadLetter {
-                    topic: self.shared.topic.clone(),
+                    topic: self.topic.clone(),
                     partition,
                     offset: message.offset(),
                     reason: error.message.clone(),
@@ -370,10 +389,10 @@ impl Worker {
         let next_offset = messages.last().map_or(0, |m| m.offset() + 1);
         let refs: Vec<(i64, &Envelope)> = events.iter().map(|(o, e)| (*o, e)).collect();
         let p = partition as u32;
-        for (job, epoch) in self.shared.jobs.iter().zip(&epochs) {
+        for (job, epoch) in self.jobs.iter().zip(&epochs) {
             let name = job.name();
-            let applied = self.shared.redis("apply batch", |con| {
-                job.apply(con, &self.shared.keys, p, epoch, &refs, next_offset)
+            let applied = self.redis("apply batch", |con| {
+                job.apply(con, &self.keys, p, epoch, &refs, next_offset)
             });
             let Some((outcome, records)) = applied else {
                 return;
@@ -393,8 +412,7 @@ impl Worker {
                         "fenced: another worker owns this partition"
                     );
                     metrics::counter!(m::BATCHES_FENCED, "job" => name).increment(1);
-                    self.shared
-                        .owned
+                    self.owned
                         .lock()
                         .expect("no panics under the lock")
                         .remove(&partition);
@@ -423,7 +441,7 @@ impl Worker {
                 }
                 Err(error) => tracing::warn!(%error, "dead-letter topic unavailable; retrying"),
             }
-            if self.shared.shutdown.is_cancelled() {
+            if self.shutdown.is_cancelled() {
                 return false;
             }
             std::thread::sleep(delay);

@@ -163,7 +163,7 @@ pub fn dump(config: &Config) -> BTreeMap<String, String> {
         .unwrap();
     let mut out = BTreeMap::new();
     for key in keys {
-        if key.contains(":{j:") {
+        if key.contains(":{j:") || key.contains(":{r:") {
             continue;
         }
         let kind: String = redis::cmd("TYPE").arg(&key).query(&mut con).unwrap();
