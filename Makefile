@@ -3,7 +3,7 @@
 #   make test   everything CI checks: formatting, lints, and the tests against real services
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
-.PHONY: run test services services-down services-status lint bench-ingest
+.PHONY: run test services services-down services-status lint bench-ingest bench-jobs
 
 # Services: install what is missing (apt packages, the tansu broker), start what is not running.
 services:
@@ -27,3 +27,6 @@ test: services lint
 
 bench-ingest: services
 	cargo bench -p aperture-ingest --bench ingest
+
+bench-jobs: services
+	cargo bench -p aperture --bench jobs
