@@ -9,7 +9,6 @@
 //! APERTURE_BENCH_LONG_EVENTS (default 1,000,000) the long run.
 
 #[path = "../stream-jobs/tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::process::{Command, Stdio};
