@@ -328,3 +328,124 @@ fn replaying_the_topic_into_a_wiped_prefix_gives_the_live_state() {
     worker.stop();
     assert_eq!(dump(&replay), live);
 }
+
+/// Applies events in order on one partition through every job's script.
+fn apply_in_order(config: &aperture_schema::Config, events: &[Envelope]) {
+    let keys = config.keyspace();
+    let mut con = redis(config);
+    let scripts: Vec<JobScript> = jobs::all()
+        .into_iter()
+        .map(|j| JobScript::new(j, &keys, &config.fanout))
+        .collect();
+    let refs: Vec<(i64, &Envelope)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as i64, e))
+        .collect();
+    for s in &scripts {
+        let (epoch, from) = s.claim(&mut con, &keys, 0).unwrap();
+        let todo: Vec<(i64, &Envelope)> =
+            refs.iter().copied().filter(|(o, _)| *o >= from).collect();
+        s.apply(&mut con, &keys, 0, &epoch, &todo, refs.len() as i64)
+            .unwrap();
+    }
+}
+
+fn profile_field(config: &aperture_schema::Config, user: u64, field: &str) -> Option<String> {
+    redis::cmd("HGET")
+        .arg(config.keyspace().profile(user))
+        .arg(field)
+        .query(&mut redis(config))
+        .unwrap()
+}
+
+#[test]
+fn inactive_followers_are_skipped_and_their_timeline_is_rebuilt_when_they_return() {
+    let mut config = test_config("inactive", 1);
+    config.fanout.inactive_after = Duration::from_secs(3600);
+    let hour = 3_600_000;
+    let k = config.keyspace();
+    let mut events = vec![user(1, 1, false), user(2, 2, false), user(3, 3, false)];
+    events.extend([
+        follow(4, 2, 1, 10),
+        follow(5, 3, 1, 11),
+        post(6, 1, 100, 600_000),
+    ]);
+    events.push(ev(
+        7,
+        2,
+        3 * hour,
+        Event::ProfileView(Target { target_id: 1 }),
+    ));
+    events.push(post(8, 1, 101, 4 * hour));
+    apply_in_order(&config, &events);
+    assert_eq!(
+        zmembers(&config, &k.timeline(2)),
+        ["1:100", "1:101"],
+        "active: pushed"
+    );
+    assert_eq!(
+        zmembers(&config, &k.timeline(3)),
+        ["1:100"],
+        "inactive for 4 h: skipped"
+    );
+    assert_eq!(profile_field(&config, 3, "stale").as_deref(), Some("1"));
+
+    events.push(ev(
+        9,
+        3,
+        5 * hour,
+        Event::ProfileView(Target { target_id: 1 }),
+    ));
+    apply_in_order(&config, &events);
+    assert_eq!(
+        zmembers(&config, &k.timeline(3)),
+        ["1:100", "1:101"],
+        "rebuilt on return"
+    );
+    assert_eq!(profile_field(&config, 3, "stale"), None);
+}
+
+#[test]
+fn a_celebrity_near_the_threshold_does_not_flap() {
+    let mut config = test_config("celebrity", 1);
+    config.fanout.celebrity_threshold = 4;
+    config.fanout.celebrity_hysteresis = 0.5; // off only below 2 followers
+    let k = config.keyspace();
+    let mut events: Vec<Envelope> = (1..=5).map(|u| user(u, u, false)).collect();
+    events.extend((2..=5).map(|f| follow(10 + f, f, 1, 10 + f as i64)));
+    events.push(post(20, 1, 100, 100));
+    apply_in_order(&config, &events);
+    assert_eq!(profile_field(&config, 1, "celebrity").as_deref(), Some("1"));
+    assert!(
+        zmembers(&config, &k.timeline(2)).is_empty(),
+        "a celebrity's post is pulled, not pushed"
+    );
+
+    for (n, f) in [(30, 5u64), (31, 4)] {
+        events.push(ev(
+            n,
+            f,
+            200 + n as i64,
+            Event::Unfollow(Target { target_id: 1 }),
+        ));
+        apply_in_order(&config, &events);
+        assert_eq!(
+            profile_field(&config, 1, "celebrity").as_deref(),
+            Some("1"),
+            "still one at {n}"
+        );
+    }
+    events.push(ev(32, 3, 300, Event::Unfollow(Target { target_id: 1 })));
+    apply_in_order(&config, &events);
+    assert_eq!(
+        profile_field(&config, 1, "celebrity").as_deref(),
+        Some("0"),
+        "below the low mark"
+    );
+    assert_eq!(
+        zmembers(&config, &k.timeline(2)),
+        ["1:100"],
+        "recent posts pushed once pull stops"
+    );
+}
