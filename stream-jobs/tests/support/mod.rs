@@ -10,9 +10,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aperture_ingest::generate::sink;
 use aperture_ingest::kafka;
+use aperture_schema::Event;
+use aperture_schema::event::*;
+use aperture_schema::topics::partition_for;
 use aperture_schema::{Config, Envelope};
 use aperture_stream_jobs::jobs;
 use aperture_stream_jobs::runtime;
+use aperture_stream_jobs::runtime::script::JobScript;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use tokio_util::sync::CancellationToken;
 
@@ -208,4 +214,146 @@ pub fn zmembers(config: &Config, key: &str) -> Vec<String> {
         .arg(-1)
         .query(&mut redis(config))
         .unwrap()
+}
+
+const T0: i64 = 1_763_856_000_000;
+/// Partitions the interleaving tests split events over.
+pub const PARTITIONS: u32 = 3;
+
+/// A random but valid sequence in event-time order, duplicates included.
+pub fn random_events(rng: &mut ChaCha8Rng, users: u64, n: usize) -> Vec<Envelope> {
+    let mut events: Vec<Envelope> = Vec::new();
+    let mut ts = T0;
+    let mut next_post = 1000u64;
+    let mut posts: Vec<(u64, u64)> = Vec::new();
+    let mut seq = 0u64;
+    let mut mk = |actor: u64, ts: i64, event: Event| {
+        seq += 1;
+        Envelope {
+            v: 1,
+            event_id: format!("r{seq:05}"),
+            actor_id: actor,
+            ts,
+            event,
+        }
+    };
+    for u in 1..=users {
+        ts += 1;
+        events.push(mk(
+            u,
+            ts,
+            Event::UserCreated(UserCreated {
+                username: format!("u{u}"),
+                display_name: None,
+                private: rng.random_bool(0.3),
+                verified: false,
+            }),
+        ));
+    }
+    while events.len() < n {
+        // Equal times happen: ties are broken by event id.
+        ts += rng.random_range(0..3);
+        let a = rng.random_range(1..=users);
+        let mut b = rng.random_range(1..=users);
+        if b == a {
+            b = a % users + 1;
+        }
+        let event = match rng.random_range(0..100) {
+            0..=34 => Event::Follow(Target { target_id: b }),
+            35..=44 => Event::Unfollow(Target { target_id: b }),
+            45..=56 => Event::FollowRequestApproved(FollowRequestApproved { requester_id: b }),
+            57..=61 => Event::Block(Target { target_id: b }),
+            62..=65 => Event::Unblock(Target { target_id: b }),
+            66..=69 => Event::UserUpdated(UserUpdated {
+                display_name: None,
+                private: Some(rng.random_bool(0.5)),
+                verified: None,
+            }),
+            70..=87 => {
+                next_post += 1;
+                posts.push((a, next_post));
+                Event::PostCreated(PostCreated {
+                    post_id: next_post,
+                    media_type: MediaType::Photo,
+                    media: vec!["m".into()],
+                    caption: String::new(),
+                    location: None,
+                    hashtags: vec![],
+                    mentions: vec![],
+                })
+            }
+            88..=93 if !posts.is_empty() => {
+                // Mostly the actor's own post; sometimes someone else's, which changes nothing.
+                let (author, post) = posts[rng.random_range(0..posts.len())];
+                let actor = if rng.random_bool(0.8) { author } else { a };
+                events.push(mk(
+                    actor,
+                    ts,
+                    Event::PostDeleted(PostDeleted { post_id: post }),
+                ));
+                continue;
+            }
+            _ if !events.is_empty() => {
+                // A duplicate delivery of an earlier event of this actor, same id and time,
+                // arriving now.
+                let earlier: Vec<&Envelope> = events.iter().filter(|e| e.actor_id == a).collect();
+                if let Some(e) = earlier.last() {
+                    let dup = (*e).clone();
+                    events.push(dup);
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        events.push(mk(a, ts, event));
+    }
+    events
+}
+
+/// Applies `events` (one actor's events in arrival order) partition by partition in a random
+/// interleaving of random-sized batches; fan-out sometimes lags graph by a batch.
+pub fn apply_interleaved(config: &Config, events: &[Envelope], rng: &mut ChaCha8Rng) {
+    let keys = config.keyspace();
+    let mut con = redis(config);
+    let scripts: Vec<JobScript> = jobs::all()
+        .into_iter()
+        .map(|j| JobScript::new(j, &keys, &config.fanout))
+        .collect();
+    let lanes: Vec<Vec<(i64, &Envelope)>> = (0..PARTITIONS)
+        .map(|p| {
+            events
+                .iter()
+                .filter(|e| partition_for(e.actor_id, PARTITIONS) == p)
+                .enumerate()
+                .map(|(i, e)| (i as i64, e))
+                .collect()
+        })
+        .collect();
+    let epochs: Vec<Vec<String>> = (0..PARTITIONS)
+        .map(|p| {
+            scripts
+                .iter()
+                .map(|s| s.claim(&mut con, &keys, p).unwrap().0)
+                .collect()
+        })
+        .collect();
+    // Per partition and job: how far it has been applied.
+    let mut done = vec![vec![0usize; scripts.len()]; PARTITIONS as usize];
+    loop {
+        let open: Vec<(usize, usize)> = (0..PARTITIONS as usize)
+            .flat_map(|p| (0..scripts.len()).map(move |j| (p, j)))
+            .filter(|&(p, j)| done[p][j] < lanes[p].len())
+            .collect();
+        if open.is_empty() {
+            break;
+        }
+        let (p, j) = open[rng.random_range(0..open.len())];
+        let from = done[p][j];
+        let to = (from + rng.random_range(1..=6)).min(lanes[p].len());
+        let batch = &lanes[p][from..to];
+        scripts[j]
+            .apply(&mut con, &keys, p as u32, &epochs[p][j], batch, to as i64)
+            .unwrap();
+        done[p][j] = to;
+    }
 }
