@@ -39,6 +39,13 @@ enum Command {
         #[arg(required = true)]
         jobs: Vec<String>,
     },
+    /// Run the read API: home feeds and profiles from Redis.
+    Serve,
+    /// Mint a development bearer token naming a user, signed with `serving.jwt-secret`.
+    Token {
+        /// The user the token names (its `sub`).
+        user_id: u64,
+    },
     /// The main job on embedded defaults: topics, ingest API, a generated workload sent through
     /// it, and the events read back from the topic.
     Demo(demo::DemoArgs),
@@ -125,6 +132,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Run { jobs } => run_jobs(&config, &jobs, shutdown_on_signal()).await,
+            Command::Serve => aperture_serving::serve(&config, shutdown_on_signal()).await,
+            Command::Token { user_id } => {
+                anyhow::ensure!(
+                    (1..=aperture_schema::MAX_ID).contains(&user_id),
+                    "user_id must be from 1 to 2^53-1, got {user_id}"
+                );
+                let tokens = aperture_serving::auth::Tokens::new(&config.serving.jwt_secret);
+                println!("{}", tokens.mint(user_id, config.serving.token_ttl));
+                Ok(())
+            }
             Command::Demo(args) => demo::run(&config, args, shutdown_on_signal()).await,
             Command::Config => {
                 println!("{}", serde_json::to_string_pretty(&config)?);

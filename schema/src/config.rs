@@ -37,6 +37,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub fanout: FanoutConfig,
     pub runtime: RuntimeConfig,
+    pub serving: ServingConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -159,6 +160,21 @@ pub struct RuntimeConfig {
     pub metrics_listen: SocketAddr,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServingConfig {
+    /// Address of the read API. Default `127.0.0.1:8081`.
+    pub listen: SocketAddr,
+    /// HS256 secret that signs and verifies bearer tokens. The default is for development only.
+    pub jwt_secret: String,
+    /// Lifetime of the tokens `aperture token` mints. Default 24 h.
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
+    /// How long one request may take before it is answered 503. Default 5 s.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
 impl Config {
     /// Defaults, then `file` when given, then `APERTURE__*` variables; checked.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -247,6 +263,12 @@ impl Config {
         }
         if self.runtime.batch_max_events == 0 {
             return fail("runtime.batch-max-events is 0; it must be at least 1".into());
+        }
+        if self.serving.jwt_secret.len() < 16 {
+            return fail(
+                "serving.jwt-secret is shorter than 16 bytes; HS256 needs a long random secret"
+                    .into(),
+            );
         }
         if self.fanout.timeline_cap == 0 {
             return fail("fanout.timeline-cap is 0; it must be at least 1".into());
