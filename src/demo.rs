@@ -1,6 +1,8 @@
-//! `aperture demo`: the main job on embedded defaults. Today: create the topics, start the ingest
-//! API on localhost, generate a workload and send it through the API as an app would, then read
-//! the events back from the topic and show where they landed.
+//! `aperture demo`: the main job on embedded defaults, the whole pipeline on localhost. Create
+//! the topics, start the ingest API and a stream worker running every job, generate a workload
+//! and send it through the API as apps would, read the events back from the topic, wait until
+//! the jobs have applied all of them, start the read API, and print a ready-to-run `curl` for a
+//! real user's home feed.
 
 use std::time::Duration;
 
@@ -23,7 +25,7 @@ pub struct DemoArgs {
     /// Simulated days of activity.
     #[arg(long, default_value_t = 1.0)]
     days: f64,
-    /// Exit once the events are shown instead of keeping the API up until ctrl-c.
+    /// Exit once the feed is shown instead of keeping the APIs up until ctrl-c.
     #[arg(long)]
     exit: bool,
 }
@@ -48,6 +50,16 @@ pub async fn run(
             .into_future(),
     );
     println!("ingest API on {base_url}");
+
+    let jobs = aperture_stream_jobs::jobs::all();
+    let job_names: Vec<&'static str> = jobs.iter().map(|j| j.name()).collect();
+    let worker_config = config.clone();
+    let worker_token = shutdown.child_token();
+    let worker_stop = worker_token.clone();
+    let worker = tokio::task::spawn_blocking(move || {
+        aperture_stream_jobs::runtime::run(&worker_config, jobs, worker_token)
+    });
+    println!("stream worker running {}", job_names.join(", "));
 
     let topic = config.kafka.events_topic.clone();
     let before = snapshot(config, &topic).await?;
@@ -113,19 +125,147 @@ pub async fn run(
     for (_, json) in &shown {
         println!("  {json}");
     }
+
+    wait_applied(config, &job_names, &after, &shutdown).await?;
+    let read_state = aperture_serving::AppState::new(config).await?;
+    let store = read_state.store.clone();
+    let read_listener = tokio::net::TcpListener::bind(config.serving.listen)
+        .await
+        .with_context(|| format!("while binding the read API to {}", config.serving.listen))?;
+    let read_url = format!("http://{}", read_listener.local_addr()?);
+    let read_server = tokio::spawn(
+        axum::serve(
+            read_listener,
+            aperture_serving::app(read_state, config.serving.request_timeout),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future(),
+    );
+    println!("read API on {read_url}");
+
+    let viewer = pick_viewer(&store, &workload.events).await?;
+    let token = aperture_serving::auth::Tokens::new(&config.serving.jwt_secret)
+        .mint(viewer, config.serving.token_ttl);
+    show_feed(&read_url, &token, viewer).await?;
     println!(
-        "\ntry it:\n  curl -s {base_url}/healthz\n  curl -s {base_url}/metrics | grep aperture_\n  \
+        "\ntry it:\n  curl -s -H 'authorization: Bearer {token}' '{read_url}/v1/feed?limit=5'\n  \
+         curl -s -H 'authorization: Bearer {token}' {read_url}/v1/users/{viewer}\n  \
+         curl -s {read_url}/openapi.json\n  curl -s {base_url}/metrics | grep aperture_\n  \
          curl -s -XPOST {base_url}/v1/events -H 'content-type: application/json' -d \
-         '{{\"v\":1,\"event_id\":\"demo-1\",\"type\":\"follow\",\"actor_id\":1,\"ts\":{},\"target_id\":2}}'",
+         '{{\"v\":1,\"event_id\":\"demo-{}\",\"type\":\"follow\",\"actor_id\":1,\"ts\":{},\"target_id\":2}}'\n  \
+         (more tokens: aperture token <user_id>)",
+        now_ms(),
         now_ms()
     );
     if args.exit {
         shutdown.cancel();
     } else {
-        println!("\nthe ingest API keeps running; ctrl-c stops it");
+        println!(
+            "\nthe ingest API, the stream worker and the read API keep running; ctrl-c stops them"
+        );
     }
     server.await.context("the ingest server task failed")??;
+    read_server.await.context("the read server task failed")??;
+    worker_stop.cancel();
+    worker.await.context("the stream worker panicked")??;
     tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30))).await??;
+    Ok(())
+}
+
+/// Waits until every job has applied every partition up to `marks`, printing progress.
+async fn wait_applied(
+    config: &Config,
+    job_names: &[&str],
+    marks: &[Watermarks],
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    let client = redis::Client::open(config.redis.url.as_str())?;
+    let mut con = client.get_multiplexed_async_connection().await?;
+    let keys = config.keyspace();
+    let total: i64 = marks.iter().map(|w| w.high).sum::<i64>() * job_names.len() as i64;
+    let started = std::time::Instant::now();
+    let mut last_print = started;
+    loop {
+        let mut behind = 0i64;
+        for job in job_names {
+            for w in marks {
+                let applied: Option<i64> = redis::cmd("GET")
+                    .arg(keys.job_offset(job, w.partition as u32))
+                    .query_async(&mut con)
+                    .await?;
+                behind += (w.high - applied.unwrap_or(0)).max(0);
+            }
+        }
+        if behind == 0 {
+            println!(
+                "\nthe jobs applied every event in {:.1?}",
+                started.elapsed()
+            );
+            return Ok(());
+        }
+        if shutdown.is_cancelled() {
+            anyhow::bail!("stopped while the jobs were catching up");
+        }
+        if last_print.elapsed() >= Duration::from_secs(2) {
+            println!("jobs catching up: {behind} of {total} job-events to go");
+            last_print = std::time::Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A user whose home feed has something in it: the most active followers first.
+async fn pick_viewer(
+    store: &aperture_serving::store::Store,
+    events: &[aperture_schema::Envelope],
+) -> anyhow::Result<u64> {
+    let mut follows: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for e in events {
+        if e.kind() == EventKind::Follow {
+            *follows.entry(e.actor_id).or_default() += 1;
+        }
+    }
+    let mut by_follows: Vec<(usize, u64)> = follows.into_iter().map(|(u, n)| (n, u)).collect();
+    by_follows.sort_unstable_by(|a, b| b.cmp(a));
+    for &(_, user) in by_follows.iter().take(50) {
+        let page = aperture_serving::feed::page(store, user, None, 5).await?;
+        if page.items.len() == 5 {
+            return Ok(user);
+        }
+    }
+    by_follows
+        .first()
+        .map(|&(_, u)| u)
+        .context("the workload has no follows, so no feed to show")
+}
+
+/// Reads the viewer's first page over HTTP, as an app would, and prints it.
+async fn show_feed(read_url: &str, token: &str, viewer: u64) -> anyhow::Result<()> {
+    let page: serde_json::Value = reqwest::Client::new()
+        .get(format!("{read_url}/v1/feed?limit=5"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    println!("\nthe home feed of user {viewer}, first page:");
+    for item in page["items"].as_array().into_iter().flatten() {
+        let caption: String = item["caption"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .map(|c| if c.is_whitespace() { ' ' } else { c })
+            .take(50)
+            .collect();
+        println!(
+            "  {:>5} {:<10} by @{:<16} {:>5} likes  {caption}",
+            item["source"].as_str().unwrap_or(""),
+            item["media_type"].as_str().unwrap_or(""),
+            item["author_username"].as_str().unwrap_or(""),
+            item["like_count"],
+        );
+    }
     Ok(())
 }
 

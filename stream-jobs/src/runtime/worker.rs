@@ -47,6 +47,9 @@ impl Ownership {
 /// A worker: applies every given job to each batch of the partitions it holds.
 pub struct Worker {
     consumer: BaseConsumer,
+    /// A client of its own for the lag gauge's watermark requests, which would otherwise queue
+    /// behind the consumer's long-polling fetches on the same connection.
+    lag_probe: BaseConsumer,
     client: redis::Client,
     redis: Mutex<Option<redis::Connection>>,
     keys: Keyspace,
@@ -90,15 +93,22 @@ impl Worker {
             .map(|job| JobScript::new(job, &keys, &config.fanout))
             .collect();
         let client = redis::Client::open(config.redis.url.as_str()).map_err(RuntimeError::Redis)?;
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &config.kafka.brokers)
-            .set("client.id", format!("{}-worker", config.kafka.client_id))
-            .set("broker.address.family", "v4")
-            // Partitions are assigned explicitly: librdkafka wants a group id, but no group is
-            // joined and nothing is committed.
-            .set("group.id", &config.runtime.group_id)
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "100")
+        let consumer_config = |role: &str| {
+            let mut c = ClientConfig::new();
+            c.set("bootstrap.servers", &config.kafka.brokers)
+                .set("client.id", format!("{}-{role}", config.kafka.client_id))
+                .set("broker.address.family", "v4")
+                // Partitions are assigned explicitly: librdkafka wants a group id, but no group
+                // is joined and nothing is committed.
+                .set("group.id", &config.runtime.group_id)
+                .set("enable.auto.commit", "false")
+                .set("fetch.wait.max.ms", "100");
+            c
+        };
+        let consumer: BaseConsumer = consumer_config("worker")
+            .create()
+            .map_err(RuntimeError::Kafka)?;
+        let lag_probe: BaseConsumer = consumer_config("worker-lag")
             .create()
             .map_err(RuntimeError::Kafka)?;
         let metadata = consumer
@@ -128,6 +138,7 @@ impl Worker {
         );
         Ok(Worker {
             consumer,
+            lag_probe,
             client,
             redis: Mutex::new(None),
             keys,
@@ -314,8 +325,8 @@ impl Worker {
         let owned = self.owned_partitions();
         for partition in owned {
             let Ok((_, high)) =
-                self.consumer
-                    .fetch_watermarks(&self.topic, partition, Duration::from_millis(500))
+                self.lag_probe
+                    .fetch_watermarks(&self.topic, partition, Duration::from_secs(2))
             else {
                 continue;
             };
