@@ -3,7 +3,7 @@
 #   make test   everything CI checks: formatting, lints, and the tests against real services
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
-.PHONY: run test services services-down services-status lint bench-ingest bench-jobs
+.PHONY: run test services services-down services-status lint bench-ingest bench-jobs bench-feed
 
 # Services: install what is missing (apt packages, the tansu broker), start what is not running.
 services:
@@ -30,3 +30,6 @@ bench-ingest: services
 
 bench-jobs: services
 	cargo bench -p aperture --bench jobs
+
+bench-feed: services
+	cargo bench -p aperture --bench feed

@@ -119,6 +119,9 @@ entity_keys! { USER_KEYS, user, user_id;
     follow_requests => "requests",
     /// SET: the accounts the user blocks.
     blocks => "blocks",
+    /// SET: the accounts the user actively follows that are celebrities now: whose recent
+    /// posts the feed pulls at read time, found without reading every followee's profile.
+    celebrity_followees => "celebrity_followees",
     /// SET: the user's close-friends list.
     close_friends => "close_friends",
     /// HASH: per account the user relates to (follows, requested, blocked, was blocked by), the

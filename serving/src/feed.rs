@@ -3,15 +3,16 @@
 //!
 //! # How a page is built
 //!
-//! 1. One round trip reads the viewer's state: `stale` flag, following set, block list, and the
-//!    top of the pushed timeline below the cursor.
-//! 2. One round trip reads which followees are celebrities. Their recent posts are pulled; a
-//!    *stale* viewer (inactive long enough that fan-out skipped them) has no trustworthy pushed
-//!    timeline, so every followee's recent posts are pulled instead until the jobs rebuild it.
-//! 3. One round trip reads the top of each pulled author's recent posts below the cursor.
-//! 4. Candidates are merged ([`merge`]), dropping anything from an author the viewer no longer
-//!    follows or blocks; one round trip hydrates them, dropping deleted posts and authors who
-//!    block the viewer.
+//! 1. One round trip reads the viewer's state: `stale` flag, the celebrities they follow (a set
+//!    the graph job keeps), their block list, and the top of the pushed timeline below the
+//!    cursor. A *stale* viewer (inactive long enough that fan-out skipped them) has no
+//!    trustworthy pushed timeline: every followee's recent posts are pulled instead, until the
+//!    jobs rebuild it, which costs one more round trip for the following set.
+//! 2. One round trip reads the top of each pulled author's recent posts below the cursor.
+//! 3. Candidates are merged ([`merge`]); one round trip hydrates them and checks, per distinct
+//!    author, that the viewer still follows them and is not blocked by them. The jobs already
+//!    keep timelines free of such posts, atomically with the graph change; the read-time check
+//!    keeps it so whatever happens to the state.
 //!
 //! Each source is read `n` items deep. Where a source came back full, items older than its last
 //! one may still be missing, so only items strictly newer than every full source's last item
@@ -25,7 +26,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::cursor::Cursor;
-use crate::posts::{Hydrated, PostView, hydrate};
+use crate::posts::{FollowCheck, Hydrated, PostView, hydrate};
 use crate::store::Store;
 
 /// Where a feed item came from.
@@ -72,21 +73,14 @@ pub struct Fetched {
     pub full: bool,
 }
 
-/// The viewer's relations that filter candidates.
-#[derive(Debug, Clone, Default)]
-pub struct Relations {
-    pub following: HashSet<u64>,
-    pub blocks: HashSet<u64>,
-}
-
 /// Merges sources into the candidates that are certain (no unread item of any source can come
 /// before them), newest first, deduplicated by post (a pushed copy wins over a pulled one),
-/// strictly after `cursor`, from followed and unblocked authors. The flag says whether every
-/// source was read to its end.
+/// strictly after `cursor`, from authors `keep` accepts. The flag says whether every source
+/// was read to its end.
 pub fn merge(
     sources: &[Fetched],
     cursor: Option<Cursor>,
-    rel: &Relations,
+    keep: impl Fn(u64) -> bool,
 ) -> (Vec<Candidate>, bool) {
     let floor = sources
         .iter()
@@ -101,7 +95,7 @@ pub fn merge(
         if floor.is_some_and(|f| c.ts <= f) {
             continue;
         }
-        if !rel.following.contains(&c.author) || rel.blocks.contains(&c.author) {
+        if !keep(c.author) {
             continue;
         }
         by_post
@@ -136,45 +130,27 @@ pub async fn page(
     // Step 1: the viewer, and the top of the pushed timeline.
     let mut pipe = redis::pipe();
     pipe.cmd("HGET").arg(keys.profile(viewer)).arg("stale");
-    pipe.cmd("ZRANGE")
-        .arg(keys.following(viewer))
-        .arg(0)
-        .arg(-1);
+    pipe.cmd("SMEMBERS").arg(keys.celebrity_followees(viewer));
     pipe.cmd("SMEMBERS").arg(keys.blocks(viewer));
     push_range(&mut pipe, &keys.timeline(viewer), &max, depth);
     let mut replies = store.run(&pipe).await?;
     let stale = replies.take::<Option<String>>()?.as_deref() == Some("1");
-    let following: Vec<u64> = replies.take()?;
-    let rel = Relations {
-        following: following.iter().copied().collect(),
-        blocks: replies.take::<Vec<u64>>()?.into_iter().collect(),
-    };
-    let mut timeline = read_timeline(replies.next_scored()?, depth);
-
-    // Step 2: whose recent posts are pulled.
-    let pulled: Vec<u64> = if stale {
+    let mut pulled: Vec<u64> = replies.take()?;
+    let blocks: HashSet<u64> = replies.take::<Vec<u64>>()?.into_iter().collect();
+    let mut timeline = read_timeline(replies.take_scored()?, depth);
+    if stale {
         timeline = Fetched::default();
-        following
-    } else if following.is_empty() {
-        Vec::new()
-    } else {
         let mut pipe = redis::pipe();
-        for &f in &following {
-            pipe.cmd("HGET").arg(keys.profile(f)).arg("celebrity");
-        }
-        let mut replies = store.run(&pipe).await?;
-        let mut celebrities = Vec::new();
-        for &f in &following {
-            if replies.take::<Option<String>>()?.as_deref() == Some("1") {
-                celebrities.push(f);
-            }
-        }
-        celebrities
-    };
+        pipe.cmd("ZRANGE")
+            .arg(keys.following(viewer))
+            .arg(0)
+            .arg(-1);
+        pulled = store.run(&pipe).await?.take()?;
+    }
 
     let mut hydrated: HashMap<u64, Hydrated> = HashMap::new();
     loop {
-        // Step 3: the pulled authors' recent posts, as deep as the timeline was read.
+        // Step 2: the pulled authors' recent posts, as deep as the timeline was read.
         let mut sources = Vec::with_capacity(pulled.len() + 1);
         if !pulled.is_empty() {
             let mut pipe = redis::pipe();
@@ -183,20 +159,20 @@ pub async fn page(
             }
             let mut replies = store.run(&pipe).await?;
             for &author in &pulled {
-                sources.push(read_recent(author, replies.next_scored()?, depth));
+                sources.push(read_recent(author, replies.take_scored()?, depth));
             }
         }
         sources.push(std::mem::take(&mut timeline));
-        let (candidates, exhausted) = merge(&sources, cursor, &rel);
+        let (candidates, exhausted) = merge(&sources, cursor, |a| !blocks.contains(&a));
 
-        // Step 4: hydrate what is not hydrated yet, then fill the page.
+        // Step 3: hydrate what is not hydrated yet, then fill the page.
         let missing: Vec<(u64, u64)> = candidates
             .iter()
             .filter(|c| !hydrated.contains_key(&c.post))
             .map(|c| (c.post, c.author))
             .collect();
         if !missing.is_empty() {
-            hydrated.extend(hydrate(store, viewer, &missing).await?);
+            hydrated.extend(hydrate(store, viewer, &missing, FollowCheck::Required).await?);
         }
         let mut items = Vec::with_capacity(limit + 1);
         for c in &candidates {
@@ -227,10 +203,10 @@ pub async fn page(
         }
         // Not enough certain items: read every source deeper.
         depth *= 4;
-        let mut pipe = redis::pipe();
         if !stale {
+            let mut pipe = redis::pipe();
             push_range(&mut pipe, &keys.timeline(viewer), &max, depth);
-            timeline = read_timeline(store.run(&pipe).await?.next_scored()?, depth);
+            timeline = read_timeline(store.run(&pipe).await?.take_scored()?, depth);
         }
     }
 }
@@ -301,7 +277,7 @@ mod tests {
     fn reference(
         all: &[Vec<Candidate>],
         cursor: Option<Cursor>,
-        rel: &Relations,
+        keep: impl Fn(u64) -> bool,
     ) -> Vec<Candidate> {
         let mut by_post: HashMap<u64, Candidate> = HashMap::new();
         for c in all.iter().flatten() {
@@ -313,7 +289,7 @@ mod tests {
         let mut v: Vec<Candidate> = by_post
             .into_values()
             .filter(|c| cursor.is_none_or(|cur| cur.is_before(c.ts, c.post)))
-            .filter(|c| rel.following.contains(&c.author) && !rel.blocks.contains(&c.author))
+            .filter(|c| keep(c.author))
             .collect();
         v.sort_by_key(|c| std::cmp::Reverse((c.ts, c.post)));
         v
@@ -356,10 +332,10 @@ mod tests {
             blocks in prop::collection::hash_set(1u64..6, 0..2),
             limit in 1usize..6,
         ) {
-            let rel = Relations { following, blocks };
+            let keep = |a: u64| following.contains(&a) && !blocks.contains(&a);
             let mut all = pulls.clone();
             all.push(timeline.clone());
-            let expected = reference(&all, None, &rel);
+            let expected = reference(&all, None, keep);
 
             let mut got = Vec::new();
             let mut cursor = None;
@@ -367,7 +343,7 @@ mod tests {
                 let mut depth = limit + 1;
                 let page = loop {
                     let sources: Vec<Fetched> = all.iter().map(|s| read(s, cursor, depth)).collect();
-                    let (cands, exhausted) = merge(&sources, cursor, &rel);
+                    let (cands, exhausted) = merge(&sources, cursor, keep);
                     if cands.len() > limit || exhausted {
                         break cands;
                     }
@@ -387,10 +363,6 @@ mod tests {
 
     #[test]
     fn a_pushed_copy_wins_over_a_pulled_one() {
-        let rel = Relations {
-            following: [7].into(),
-            blocks: HashSet::new(),
-        };
         let sources = [
             Fetched {
                 items: vec![cand(5, 1, 7, Source::Pull)],
@@ -401,7 +373,7 @@ mod tests {
                 full: false,
             },
         ];
-        let (items, exhausted) = merge(&sources, None, &rel);
+        let (items, exhausted) = merge(&sources, None, |a| a == 7);
         assert_eq!(items, vec![cand(5, 1, 7, Source::Push)]);
         assert!(exhausted);
     }

@@ -50,40 +50,72 @@ pub enum Hydrated {
     Visible(PostView),
     /// Not created (yet), or deleted.
     Gone,
-    /// Its author blocks the viewer.
-    BlockedByAuthor,
+    /// Its author blocks the viewer, or (when following is required) the viewer does not
+    /// follow its author.
+    Hidden,
 }
 
-/// Hydrates `posts` (`(post_id, author_id)`) for `viewer` in one round trip: metadata, counts,
-/// the author's username and whether the author blocks the viewer.
+/// Whether hydration also requires the viewer to follow each author (feeds do; a profile,
+/// whose visibility was decided already, does not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowCheck {
+    Required,
+    NotRequired,
+}
+
+/// Hydrates `posts` (`(post_id, author_id)`) for `viewer` in one round trip: per post its
+/// metadata and counts; per distinct author the username, whether they block the viewer and,
+/// if asked, whether the viewer follows them.
 pub async fn hydrate(
     store: &Store,
     viewer: u64,
     posts: &[(u64, u64)],
+    follow: FollowCheck,
 ) -> Result<HashMap<u64, Hydrated>, RedisError> {
     let keys = store.keys();
+    let mut authors: Vec<u64> = posts.iter().map(|&(_, a)| a).collect();
+    authors.sort_unstable();
+    authors.dedup();
     let mut pipe = redis::pipe();
-    for &(post, author) in posts {
+    for &(post, _) in posts {
         pipe.cmd("HMGET")
             .arg(keys.post_meta(post))
             .arg(&META_FIELDS[..]);
         pipe.cmd("HMGET")
             .arg(keys.post_counts(post))
             .arg(&COUNT_FIELDS[..]);
+    }
+    for &author in &authors {
         pipe.cmd("HGET").arg(keys.profile(author)).arg("username");
         pipe.cmd("SISMEMBER").arg(keys.blocks(author)).arg(viewer);
+        if follow == FollowCheck::Required {
+            pipe.cmd("ZSCORE").arg(keys.following(viewer)).arg(author);
+        }
     }
     let mut replies = store.run(&pipe).await?;
-    let mut out = HashMap::with_capacity(posts.len());
-    for &(post, author) in posts {
+    let mut fetched = Vec::with_capacity(posts.len());
+    for _ in posts {
         let meta: Vec<Option<String>> = replies.take()?;
         let counts: Vec<Option<String>> = replies.take()?;
+        fetched.push((meta, counts));
+    }
+    // Per author: the username when the viewer may see their posts.
+    let mut by_author: HashMap<u64, Option<String>> = HashMap::with_capacity(authors.len());
+    for &author in &authors {
         let username: Option<String> = replies.take()?;
-        let blocked: bool = replies.take()?;
-        let state = if blocked {
-            Hydrated::BlockedByAuthor
-        } else {
-            view(post, author, meta, counts, username)
+        let blocks_viewer: bool = replies.take()?;
+        let followed = match follow {
+            FollowCheck::Required => replies.take::<Option<String>>()?.is_some(),
+            FollowCheck::NotRequired => true,
+        };
+        let visible = followed && !blocks_viewer;
+        by_author.insert(author, visible.then(|| username.unwrap_or_default()));
+    }
+    let mut out = HashMap::with_capacity(posts.len());
+    for (&(post, author), (meta, counts)) in posts.iter().zip(fetched) {
+        let state = match by_author.get(&author) {
+            Some(Some(username)) => view(post, author, meta, counts, username.clone()),
+            _ => Hydrated::Hidden,
         };
         out.insert(post, state);
     }
@@ -95,7 +127,7 @@ fn view(
     author: u64,
     meta: Vec<Option<String>>,
     counts: Vec<Option<String>>,
-    username: Option<String>,
+    username: String,
 ) -> Hydrated {
     let mut meta = meta.into_iter();
     let mut field = || meta.next().flatten();
@@ -121,7 +153,7 @@ fn view(
     Hydrated::Visible(PostView {
         post_id: post,
         author_id: author,
-        author_username: username.unwrap_or_default(),
+        author_username: username,
         media_type: media_type.unwrap_or_default(),
         media: json_list(media.as_deref()),
         caption: caption.unwrap_or_default(),

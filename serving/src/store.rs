@@ -68,7 +68,7 @@ impl Replies {
 
     /// The next reply of a `... WITHSCORES` range: `(member, score)` pairs, scores being event
     /// times in ms (exact in a double below 2^53).
-    pub fn next_scored(&mut self) -> Result<Vec<(String, i64)>, RedisError> {
+    pub fn take_scored(&mut self) -> Result<Vec<(String, i64)>, RedisError> {
         let pairs: Vec<(String, f64)> = self.take()?;
         Ok(pairs.into_iter().map(|(m, s)| (m, s as i64)).collect())
     }

@@ -208,6 +208,8 @@ async fn the_feed_merges_pulls_and_filters_at_read_time() {
     }
     let star = api.keys.profile(6);
     api.cmd(&["HSET", &star, "celebrity", "1"]);
+    let celebrities = api.keys.celebrity_followees(1);
+    api.cmd(&["SADD", &celebrities, "6"]);
     let blocks = api.keys.blocks(1);
     api.cmd(&["SADD", &blocks, "3"]);
     let blocks = api.keys.blocks(4);

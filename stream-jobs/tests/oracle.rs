@@ -46,6 +46,29 @@ fn compare(config: &Config, oracle: &Oracle, users: u64, compare_timelines: bool
             .map(|(_, b)| *b)
             .collect();
         assert_eq!(ids(blocks), expected, "case {case}: blocks of {u}");
+        let celebrities: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(k.celebrity_followees(u))
+            .query(&mut con)
+            .unwrap();
+        // Whether an author is a celebrity depends on the path under hysteresis; the set must
+        // hold exactly the followees whose flag is on, whatever the path.
+        let expected: BTreeSet<u64> = oracle
+            .following(u)
+            .into_iter()
+            .filter(|&f| {
+                let flag: Option<String> = redis::cmd("HGET")
+                    .arg(k.profile(f))
+                    .arg("celebrity")
+                    .query(&mut con)
+                    .unwrap();
+                flag.as_deref() == Some("1")
+            })
+            .collect();
+        assert_eq!(
+            ids(celebrities),
+            expected,
+            "case {case}: celebrities {u} follows"
+        );
         let recent: BTreeSet<u64> = oracle
             .recent
             .get(&u)

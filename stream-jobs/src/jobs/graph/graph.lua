@@ -83,16 +83,24 @@ local function update_counts(user)
     'following', redis.call('ZCARD', k_following(user)))
 end
 
--- Hysteresis: on at CELEB_ON followers, off only below CELEB_OFF. An author who stops being a
--- celebrity has their recent posts pushed to every follower, since nobody pulls them any more.
+-- Hysteresis: on at CELEB_ON followers, off only below CELEB_OFF. Every follower's
+-- celebrity_followees set follows the flag (the feed pulls from exactly that set). An author
+-- who stops being a celebrity has their recent posts pushed to every follower, since nobody
+-- pulls them any more.
 local function check_celebrity(user)
   local n = redis.call('ZCARD', k_followers(user))
   local celebrity = is_celebrity(user)
   if not celebrity and n >= CELEB_ON then
     redis.call('HSET', k_profile(user), 'celebrity', '1')
+    for _, f in ipairs(redis.call('ZRANGE', k_followers(user), 0, -1)) do
+      redis.call('SADD', k_celebrity_followees(f), user)
+    end
   elseif celebrity and n < CELEB_OFF then
     redis.call('HSET', k_profile(user), 'celebrity', '0')
-    for _, f in ipairs(redis.call('ZRANGE', k_followers(user), 0, -1)) do backfill(f, user) end
+    for _, f in ipairs(redis.call('ZRANGE', k_followers(user), 0, -1)) do
+      redis.call('SREM', k_celebrity_followees(f), user)
+      backfill(f, user)
+    end
   end
 end
 
@@ -121,6 +129,11 @@ local function settle(a, b)
   update_counts(a)
   update_counts(b)
   check_celebrity(b)
+  if state == 'active' and is_celebrity(b) then
+    redis.call('SADD', k_celebrity_followees(a), b)
+  else
+    redis.call('SREM', k_celebrity_followees(a), b)
+  end
   if state == 'active' and not was_active then
     if not is_celebrity(b) then backfill(a, b) end
   elseif state ~= 'active' and was_active then
