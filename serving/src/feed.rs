@@ -9,10 +9,10 @@
 //!    trustworthy pushed timeline: every followee's recent posts are pulled instead, until the
 //!    jobs rebuild it, which costs one more round trip for the following set.
 //! 2. One round trip reads the top of each pulled author's recent posts below the cursor.
-//! 3. Candidates are merged ([`merge`]); one round trip hydrates them and checks, per distinct
-//!    author, that the viewer still follows them and is not blocked by them. The jobs already
-//!    keep timelines free of such posts, atomically with the graph change; the read-time check
-//!    keeps it so whatever happens to the state.
+//! 3. Candidates are merged ([`merge`]), dropping authors the viewer blocks; one round trip
+//!    hydrates as many as the page needs and checks that the viewer still follows each author
+//!    (which a block either way ends). The jobs already keep timelines free of such posts,
+//!    atomically with the graph change; the read-time check keeps it so whatever lags.
 //!
 //! Each source is read `n` items deep. Where a source came back full, items older than its last
 //! one may still be missing, so only items strictly newer than every full source's last item
@@ -26,7 +26,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::cursor::Cursor;
-use crate::posts::{FollowCheck, Hydrated, PostView, hydrate};
+use crate::posts::{Access, Hydrated, PostView, hydrate};
 use crate::store::Store;
 
 /// Where a feed item came from.
@@ -165,26 +165,30 @@ pub async fn page(
         sources.push(std::mem::take(&mut timeline));
         let (candidates, exhausted) = merge(&sources, cursor, |a| !blocks.contains(&a));
 
-        // Step 3: hydrate what is not hydrated yet, then fill the page.
-        let missing: Vec<(u64, u64)> = candidates
-            .iter()
-            .filter(|c| !hydrated.contains_key(&c.post))
-            .map(|c| (c.post, c.author))
-            .collect();
-        if !missing.is_empty() {
-            hydrated.extend(hydrate(store, viewer, &missing, FollowCheck::Required).await?);
-        }
+        // Step 3: hydrate candidates in order, only as many as the page still needs, then
+        // fill the page.
         let mut items = Vec::with_capacity(limit + 1);
-        for c in &candidates {
-            if let Some(Hydrated::Visible(post)) = hydrated.get(&c.post) {
-                items.push(FeedItem {
-                    post: post.clone(),
-                    source: c.source,
-                });
-                if items.len() > limit {
-                    break;
+        let mut next = 0;
+        while items.len() <= limit && next < candidates.len() {
+            let want = limit + 1 - items.len();
+            let batch = &candidates[next..(next + want).min(candidates.len())];
+            let missing: Vec<(u64, u64)> = batch
+                .iter()
+                .filter(|c| !hydrated.contains_key(&c.post))
+                .map(|c| (c.post, c.author))
+                .collect();
+            if !missing.is_empty() {
+                hydrated.extend(hydrate(store, viewer, &missing, Access::Followed).await?);
+            }
+            for c in batch {
+                if let Some(Hydrated::Visible(post)) = hydrated.get(&c.post) {
+                    items.push(FeedItem {
+                        post: post.clone(),
+                        source: c.source,
+                    });
                 }
             }
+            next += batch.len();
         }
         if items.len() > limit || exhausted {
             let more = items.len() > limit;

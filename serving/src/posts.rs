@@ -1,6 +1,7 @@
 //! Hydration: from post ids to what a client shows, in one pipelined round trip.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use redis::RedisError;
 use serde::Serialize;
@@ -31,6 +32,17 @@ pub struct PostView {
     pub comment_count: u64,
 }
 
+/// What never changes about a post once created: kept by the process after the first read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostMeta {
+    pub author: u64,
+    pub created_at: i64,
+    pub media_type: String,
+    pub media: Vec<String>,
+    pub caption: String,
+    pub hashtags: Vec<String>,
+}
+
 /// Fields read from a post's `meta` hash, in this order.
 const META_FIELDS: [&str; 7] = [
     "author",
@@ -50,88 +62,134 @@ pub enum Hydrated {
     Visible(PostView),
     /// Not created (yet), or deleted.
     Gone,
-    /// Its author blocks the viewer, or (when following is required) the viewer does not
-    /// follow its author.
+    /// The viewer does not follow its author (when following is required).
     Hidden,
 }
 
-/// Whether hydration also requires the viewer to follow each author (feeds do; a profile,
-/// whose visibility was decided already, does not).
+/// Whom a viewer may see posts of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FollowCheck {
-    Required,
-    NotRequired,
+pub enum Access {
+    /// Only authors the viewer actively follows (feeds). A block in either direction ends the
+    /// follow in the same atomic step as the block, so this also excludes blocked authors;
+    /// a request to a private account is not a follow until approved.
+    Followed,
+    /// Anyone: the caller decided already (a profile's own posts).
+    Any,
 }
 
 /// Hydrates `posts` (`(post_id, author_id)`) for `viewer` in one round trip: per post its
-/// metadata and counts; per distinct author the username, whether they block the viewer and,
-/// if asked, whether the viewer follows them.
+/// counts, and its metadata unless the process has it already; the viewer's follow of every
+/// distinct author (one `ZMSCORE`); and the usernames the process has not cached yet.
+///
+/// Post metadata and usernames never change once written, so caching them cannot serve a
+/// stale value. A deleted post leaves every timeline and recent-posts list in the same atomic
+/// step as its delete, and callers only hydrate ids read from those, so a cached post is
+/// never shown after its delete was applied.
 pub async fn hydrate(
     store: &Store,
     viewer: u64,
     posts: &[(u64, u64)],
-    follow: FollowCheck,
+    access: Access,
 ) -> Result<HashMap<u64, Hydrated>, RedisError> {
     let keys = store.keys();
+    let caches = store.caches();
     let mut authors: Vec<u64> = posts.iter().map(|&(_, a)| a).collect();
     authors.sort_unstable();
     authors.dedup();
+    let mut names: HashMap<u64, Arc<str>> = HashMap::with_capacity(authors.len());
+    let mut unnamed = Vec::new();
+    for &author in &authors {
+        match caches.usernames.get(&author) {
+            Some(name) => {
+                names.insert(author, name);
+            }
+            None => unnamed.push(author),
+        }
+    }
+    let metas: Vec<Option<Arc<PostMeta>>> =
+        posts.iter().map(|(p, _)| caches.posts.get(p)).collect();
+
     let mut pipe = redis::pipe();
-    for &(post, _) in posts {
-        pipe.cmd("HMGET")
-            .arg(keys.post_meta(post))
-            .arg(&META_FIELDS[..]);
+    for (&(post, _), meta) in posts.iter().zip(&metas) {
+        if meta.is_none() {
+            pipe.cmd("HMGET")
+                .arg(keys.post_meta(post))
+                .arg(&META_FIELDS[..]);
+        }
         pipe.cmd("HMGET")
             .arg(keys.post_counts(post))
             .arg(&COUNT_FIELDS[..]);
     }
-    for &author in &authors {
+    if access == Access::Followed {
+        pipe.cmd("ZMSCORE")
+            .arg(keys.following(viewer))
+            .arg(&authors[..]);
+    }
+    for &author in &unnamed {
         pipe.cmd("HGET").arg(keys.profile(author)).arg("username");
-        pipe.cmd("SISMEMBER").arg(keys.blocks(author)).arg(viewer);
-        if follow == FollowCheck::Required {
-            pipe.cmd("ZSCORE").arg(keys.following(viewer)).arg(author);
-        }
     }
     let mut replies = store.run(&pipe).await?;
     let mut fetched = Vec::with_capacity(posts.len());
-    for _ in posts {
-        let meta: Vec<Option<String>> = replies.take()?;
+    for (&(post, _), meta) in posts.iter().zip(metas) {
+        let meta = match meta {
+            Some(meta) => Some(meta),
+            None => {
+                let fields: Vec<Option<String>> = replies.take()?;
+                read_meta(fields).map(|m| {
+                    let m = Arc::new(m);
+                    caches.posts.insert(post, m.clone());
+                    m
+                })
+            }
+        };
         let counts: Vec<Option<String>> = replies.take()?;
         fetched.push((meta, counts));
     }
-    // Per author: the username when the viewer may see their posts.
-    let mut by_author: HashMap<u64, Option<String>> = HashMap::with_capacity(authors.len());
-    for &author in &authors {
-        let username: Option<String> = replies.take()?;
-        let blocks_viewer: bool = replies.take()?;
-        let followed = match follow {
-            FollowCheck::Required => replies.take::<Option<String>>()?.is_some(),
-            FollowCheck::NotRequired => true,
+    let followed: HashSet<u64> = match access {
+        Access::Followed => {
+            let scores: Vec<Option<f64>> = replies.take()?;
+            authors
+                .iter()
+                .zip(scores)
+                .filter_map(|(&a, s)| s.map(|_| a))
+                .collect()
+        }
+        Access::Any => authors.iter().copied().collect(),
+    };
+    for &author in &unnamed {
+        let name: Arc<str> = match replies.take::<Option<String>>()? {
+            Some(n) => {
+                let n: Arc<str> = n.into();
+                caches.usernames.insert(author, n.clone());
+                n
+            }
+            // Not known yet (its user_created is not applied): shown empty, not cached.
+            None => Arc::from(""),
         };
-        let visible = followed && !blocks_viewer;
-        by_author.insert(author, visible.then(|| username.unwrap_or_default()));
+        names.insert(author, name);
     }
+
     let mut out = HashMap::with_capacity(posts.len());
     for (&(post, author), (meta, counts)) in posts.iter().zip(fetched) {
-        let state = match by_author.get(&author) {
-            Some(Some(username)) => view(post, author, meta, counts, username.clone()),
-            _ => Hydrated::Hidden,
+        let state = match meta {
+            _ if !followed.contains(&author) => Hydrated::Hidden,
+            Some(meta) if meta.author == author => {
+                let name = names.get(&author).map_or("", |n| n);
+                Hydrated::Visible(view(post, &meta, &counts, name))
+            }
+            _ => Hydrated::Gone,
         };
         out.insert(post, state);
     }
     Ok(out)
 }
 
-fn view(
-    post: u64,
-    author: u64,
-    meta: Vec<Option<String>>,
-    counts: Vec<Option<String>>,
-    username: String,
-) -> Hydrated {
-    let mut meta = meta.into_iter();
-    let mut field = || meta.next().flatten();
-    let (Some(owner), created_at, media_type, media, caption, hashtags, deleted) = (
+/// A post's metadata from its `meta` fields; `None` when it does not exist (yet) or was
+/// deleted.
+fn read_meta(fields: Vec<Option<String>>) -> Option<PostMeta> {
+    let mut fields = fields.into_iter();
+    let mut field = || fields.next().flatten();
+    let (Some(author), created_at, media_type, media, caption, hashtags, deleted) = (
         field(),
         field(),
         field(),
@@ -140,28 +198,39 @@ fn view(
         field(),
         field(),
     ) else {
-        return Hydrated::Gone;
+        return None;
     };
-    if deleted.as_deref() == Some("1") || owner.parse::<u64>().ok() != Some(author) {
-        return Hydrated::Gone;
+    if deleted.as_deref() == Some("1") {
+        return None;
     }
+    Some(PostMeta {
+        author: author.parse().ok()?,
+        created_at: created_at?.parse().ok()?,
+        media_type: media_type.unwrap_or_default(),
+        media: json_list(media.as_deref()),
+        caption: caption.unwrap_or_default(),
+        hashtags: json_list(hashtags.as_deref()),
+    })
+}
+
+fn view(post: u64, meta: &PostMeta, counts: &[Option<String>], username: &str) -> PostView {
     let count = |v: Option<&Option<String>>| {
         v.and_then(|c| c.as_deref())
             .and_then(|c| c.parse::<i64>().ok())
             .map_or(0, |c| c.max(0) as u64)
     };
-    Hydrated::Visible(PostView {
+    PostView {
         post_id: post,
-        author_id: author,
-        author_username: username,
-        media_type: media_type.unwrap_or_default(),
-        media: json_list(media.as_deref()),
-        caption: caption.unwrap_or_default(),
-        hashtags: json_list(hashtags.as_deref()),
-        created_at: created_at.and_then(|t| t.parse().ok()).unwrap_or_default(),
+        author_id: meta.author,
+        author_username: username.to_owned(),
+        media_type: meta.media_type.clone(),
+        media: meta.media.clone(),
+        caption: meta.caption.clone(),
+        hashtags: meta.hashtags.clone(),
+        created_at: meta.created_at,
         like_count: count(counts.first()),
         comment_count: count(counts.get(1)),
-    })
+    }
 }
 
 /// A JSON array of strings as the jobs store it; anything else reads as empty.

@@ -3,15 +3,21 @@
 //! Every read is a pipeline of single-key commands: one round trip per step of a request, never
 //! one per item, and nothing that spans hash slots, so the same code runs on Redis Cluster.
 
+use std::sync::Arc;
+
 use aperture_schema::keys::Keyspace;
+use quick_cache::sync::Cache;
 use redis::aio::ConnectionManager;
 use redis::{FromRedisValue, Pipeline, RedisError, Value};
+
+use crate::posts::PostMeta;
 
 /// A multiplexed, self-reconnecting Redis connection and the deployment's keyspace.
 #[derive(Clone)]
 pub struct Store {
     conn: ConnectionManager,
     keys: Keyspace,
+    caches: Arc<Caches>,
 }
 
 impl std::fmt::Debug for Store {
@@ -27,7 +33,16 @@ impl Store {
     pub async fn connect(url: &str, keys: Keyspace) -> Result<Store, RedisError> {
         let client = redis::Client::open(url)?;
         let conn = ConnectionManager::new(client).await?;
-        Ok(Store { conn, keys })
+        Ok(Store {
+            conn,
+            keys,
+            caches: Arc::new(Caches::default()),
+        })
+    }
+
+    /// Immutable state already read, kept instead of read again for every post shown.
+    pub fn caches(&self) -> &Caches {
+        &self.caches
     }
 
     pub fn keys(&self) -> &Keyspace {
@@ -71,5 +86,35 @@ impl Replies {
     pub fn take_scored(&mut self) -> Result<Vec<(String, i64)>, RedisError> {
         let pairs: Vec<(String, f64)> = self.take()?;
         Ok(pairs.into_iter().map(|(m, s)| (m, s as i64)).collect())
+    }
+}
+
+/// What the process keeps of immutable state: usernames (set once, at `user_created`) and post
+/// metadata (set once, at `post_created`). Bounded, least-recently-used first out.
+pub struct Caches {
+    pub usernames: Cache<u64, Arc<str>>,
+    pub posts: Cache<u64, Arc<PostMeta>>,
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("usernames", &self.usernames.len())
+            .field("posts", &self.posts.len())
+            .finish()
+    }
+}
+
+/// Usernames kept (tens of bytes each).
+const USERNAMES_CAP: usize = 500_000;
+/// Posts kept (a few hundred bytes each): the recent posts feeds are made of.
+const POSTS_CAP: usize = 200_000;
+
+impl Default for Caches {
+    fn default() -> Self {
+        Caches {
+            usernames: Cache::new(USERNAMES_CAP),
+            posts: Cache::new(POSTS_CAP),
+        }
     }
 }
