@@ -173,6 +173,10 @@ pub struct ServingConfig {
     /// How long one request may take before it is answered 503. Default 5 s.
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// How long the read API reuses a post's like and comment counts before reading them
+    /// again; 0 reads them on every request. Default 1 s.
+    #[serde(with = "humantime_serde")]
+    pub counts_ttl: Duration,
 }
 
 impl Config {

@@ -119,6 +119,9 @@ entity_keys! { USER_KEYS, user, user_id;
     follow_requests => "requests",
     /// SET: the accounts the user blocks.
     blocks => "blocks",
+    /// SET: the accounts that block the user (the mirror of `blocks`, so reads about the user
+    /// honour blocks both ways from the user's own slot).
+    blocked_by => "blocked_by",
     /// SET: the accounts the user actively follows that are celebrities now: whose recent
     /// posts the feed pulls at read time, found without reading every followee's profile.
     celebrity_followees => "celebrity_followees",

@@ -54,9 +54,13 @@ impl FromRef<AppState> for Tokens {
 impl AppState {
     /// Connects to Redis and sets up token verification from `config`.
     pub async fn new(config: &Config) -> anyhow::Result<AppState> {
-        let store = Store::connect(&config.redis.url, config.keyspace())
-            .await
-            .with_context(|| format!("while connecting to Redis at {}", config.redis.url))?;
+        let store = Store::connect(
+            &config.redis.url,
+            config.keyspace(),
+            config.serving.counts_ttl,
+        )
+        .await
+        .with_context(|| format!("while connecting to Redis at {}", config.redis.url))?;
         Ok(AppState {
             store,
             tokens: Tokens::new(&config.serving.jwt_secret),

@@ -1,6 +1,6 @@
 //! Hydration: from post ids to what a client shows, in one pipelined round trip.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use redis::RedisError;
@@ -56,40 +56,25 @@ const META_FIELDS: [&str; 7] = [
 /// Fields read from a post's `counts` hash, in this order.
 const COUNT_FIELDS: [&str; 2] = ["likes", "comments"];
 
-/// A post the viewer may see, or why not.
+/// A post as it can be shown, or gone.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Hydrated {
     Visible(PostView),
     /// Not created (yet), or deleted.
     Gone,
-    /// The viewer does not follow its author (when following is required).
-    Hidden,
 }
 
-/// Whom a viewer may see posts of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Only authors the viewer actively follows (feeds). A block in either direction ends the
-    /// follow in the same atomic step as the block, so this also excludes blocked authors;
-    /// a request to a private account is not a follow until approved.
-    Followed,
-    /// Anyone: the caller decided already (a profile's own posts).
-    Any,
-}
-
-/// Hydrates `posts` (`(post_id, author_id)`) for `viewer` in one round trip: per post its
-/// counts, and its metadata unless the process has it already; the viewer's follow of every
-/// distinct author (one `ZMSCORE`); and the usernames the process has not cached yet.
+/// Hydrates `posts` (`(post_id, author_id)`): metadata, counts and the author's username, in
+/// at most one round trip for what the process does not hold.
 ///
-/// Post metadata and usernames never change once written, so caching them cannot serve a
-/// stale value. A deleted post leaves every timeline and recent-posts list in the same atomic
-/// step as its delete, and callers only hydrate ids read from those, so a cached post is
-/// never shown after its delete was applied.
+/// Post metadata and usernames never change once written, so they are cached without expiry;
+/// a deleted post leaves every timeline and recent-posts list in the same atomic step as its
+/// delete, and callers only hydrate ids read from those, so a cached post is never shown
+/// after its delete was applied. Counts change all the time: they are cached for
+/// `serving.counts-ttl` (a feed may show a like count that much behind).
 pub async fn hydrate(
     store: &Store,
-    viewer: u64,
     posts: &[(u64, u64)],
-    access: Access,
 ) -> Result<HashMap<u64, Hydrated>, RedisError> {
     let keys = store.keys();
     let caches = store.caches();
@@ -108,32 +93,35 @@ pub async fn hydrate(
     }
     let metas: Vec<Option<Arc<PostMeta>>> =
         posts.iter().map(|(p, _)| caches.posts.get(p)).collect();
+    let counts: Vec<Option<Counts>> = posts.iter().map(|(p, _)| caches.counts(*p)).collect();
 
     let mut pipe = redis::pipe();
-    for (&(post, _), meta) in posts.iter().zip(&metas) {
+    for ((&(post, _), meta), count) in posts.iter().zip(&metas).zip(&counts) {
         if meta.is_none() {
             pipe.cmd("HMGET")
                 .arg(keys.post_meta(post))
                 .arg(&META_FIELDS[..]);
         }
-        pipe.cmd("HMGET")
-            .arg(keys.post_counts(post))
-            .arg(&COUNT_FIELDS[..]);
-    }
-    if access == Access::Followed {
-        pipe.cmd("ZMSCORE")
-            .arg(keys.following(viewer))
-            .arg(&authors[..]);
+        if count.is_none() {
+            pipe.cmd("HMGET")
+                .arg(keys.post_counts(post))
+                .arg(&COUNT_FIELDS[..]);
+        }
     }
     for &author in &unnamed {
         pipe.cmd("HGET").arg(keys.profile(author)).arg("username");
     }
-    let mut replies = store.run(&pipe).await?;
-    let mut fetched = Vec::with_capacity(posts.len());
-    for (&(post, _), meta) in posts.iter().zip(metas) {
-        let meta = match meta {
-            Some(meta) => Some(meta),
-            None => {
+    let mut replies = if pipe.cmd_iter().next().is_some() {
+        Some(store.run(&pipe).await?)
+    } else {
+        None
+    };
+    let mut out = HashMap::with_capacity(posts.len());
+    let mut pending = Vec::with_capacity(posts.len());
+    for ((&(post, author), meta), count) in posts.iter().zip(metas).zip(counts) {
+        let meta = match (meta, replies.as_mut()) {
+            (Some(meta), _) => Some(meta),
+            (None, Some(replies)) => {
                 let fields: Vec<Option<String>> = replies.take()?;
                 read_meta(fields).map(|m| {
                     let m = Arc::new(m);
@@ -141,22 +129,22 @@ pub async fn hydrate(
                     m
                 })
             }
+            (None, None) => unreachable!("a missing meta was asked for"),
         };
-        let counts: Vec<Option<String>> = replies.take()?;
-        fetched.push((meta, counts));
+        let count = match (count, replies.as_mut()) {
+            (Some(count), _) => count,
+            (None, Some(replies)) => {
+                let fields: Vec<Option<String>> = replies.take()?;
+                let count = read_counts(&fields);
+                caches.put_counts(post, count);
+                count
+            }
+            (None, None) => unreachable!("missing counts were asked for"),
+        };
+        pending.push((post, author, meta, count));
     }
-    let followed: HashSet<u64> = match access {
-        Access::Followed => {
-            let scores: Vec<Option<f64>> = replies.take()?;
-            authors
-                .iter()
-                .zip(scores)
-                .filter_map(|(&a, s)| s.map(|_| a))
-                .collect()
-        }
-        Access::Any => authors.iter().copied().collect(),
-    };
     for &author in &unnamed {
+        let replies = replies.as_mut().expect("usernames were asked for");
         let name: Arc<str> = match replies.take::<Option<String>>()? {
             Some(n) => {
                 let n: Arc<str> = n.into();
@@ -168,20 +156,36 @@ pub async fn hydrate(
         };
         names.insert(author, name);
     }
-
-    let mut out = HashMap::with_capacity(posts.len());
-    for (&(post, author), (meta, counts)) in posts.iter().zip(fetched) {
+    for (post, author, meta, count) in pending {
         let state = match meta {
-            _ if !followed.contains(&author) => Hydrated::Hidden,
             Some(meta) if meta.author == author => {
                 let name = names.get(&author).map_or("", |n| n);
-                Hydrated::Visible(view(post, &meta, &counts, name))
+                Hydrated::Visible(view(post, &meta, count, name))
             }
             _ => Hydrated::Gone,
         };
         out.insert(post, state);
     }
     Ok(out)
+}
+
+/// A post's like and comment counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    pub likes: u64,
+    pub comments: u64,
+}
+
+fn read_counts(fields: &[Option<String>]) -> Counts {
+    let count = |v: Option<&Option<String>>| {
+        v.and_then(|c| c.as_deref())
+            .and_then(|c| c.parse::<i64>().ok())
+            .map_or(0, |c| c.max(0) as u64)
+    };
+    Counts {
+        likes: count(fields.first()),
+        comments: count(fields.get(1)),
+    }
 }
 
 /// A post's metadata from its `meta` fields; `None` when it does not exist (yet) or was
@@ -213,12 +217,7 @@ fn read_meta(fields: Vec<Option<String>>) -> Option<PostMeta> {
     })
 }
 
-fn view(post: u64, meta: &PostMeta, counts: &[Option<String>], username: &str) -> PostView {
-    let count = |v: Option<&Option<String>>| {
-        v.and_then(|c| c.as_deref())
-            .and_then(|c| c.parse::<i64>().ok())
-            .map_or(0, |c| c.max(0) as u64)
-    };
+fn view(post: u64, meta: &PostMeta, counts: Counts, username: &str) -> PostView {
     PostView {
         post_id: post,
         author_id: meta.author,
@@ -228,8 +227,8 @@ fn view(post: u64, meta: &PostMeta, counts: &[Option<String>], username: &str) -
         caption: meta.caption.clone(),
         hashtags: meta.hashtags.clone(),
         created_at: meta.created_at,
-        like_count: count(counts.first()),
-        comment_count: count(counts.get(1)),
+        like_count: counts.likes,
+        comment_count: counts.comments,
     }
 }
 

@@ -4,13 +4,14 @@
 //! one per item, and nothing that spans hash slots, so the same code runs on Redis Cluster.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aperture_schema::keys::Keyspace;
 use quick_cache::sync::Cache;
 use redis::aio::ConnectionManager;
 use redis::{FromRedisValue, Pipeline, RedisError, Value};
 
-use crate::posts::PostMeta;
+use crate::posts::{Counts, PostMeta};
 
 /// A multiplexed, self-reconnecting Redis connection and the deployment's keyspace.
 #[derive(Clone)]
@@ -30,13 +31,17 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Connects to `url`; fails when Redis cannot be reached now.
-    pub async fn connect(url: &str, keys: Keyspace) -> Result<Store, RedisError> {
+    pub async fn connect(
+        url: &str,
+        keys: Keyspace,
+        counts_ttl: Duration,
+    ) -> Result<Store, RedisError> {
         let client = redis::Client::open(url)?;
         let conn = ConnectionManager::new(client).await?;
         Ok(Store {
             conn,
             keys,
-            caches: Arc::new(Caches::default()),
+            caches: Arc::new(Caches::new(counts_ttl)),
         })
     }
 
@@ -89,11 +94,39 @@ impl Replies {
     }
 }
 
-/// What the process keeps of immutable state: usernames (set once, at `user_created`) and post
-/// metadata (set once, at `post_created`). Bounded, least-recently-used first out.
+/// What the process keeps: usernames (set once, at `user_created`) and post metadata (set once,
+/// at `post_created`) for good, and post counts for `serving.counts-ttl`. Bounded, the least
+/// recently used out first.
 pub struct Caches {
     pub usernames: Cache<u64, Arc<str>>,
     pub posts: Cache<u64, Arc<PostMeta>>,
+    counts: Cache<u64, (Instant, Counts)>,
+    counts_ttl: Duration,
+}
+
+impl Caches {
+    pub fn new(counts_ttl: Duration) -> Caches {
+        Caches {
+            usernames: Cache::new(USERNAMES_CAP),
+            posts: Cache::new(POSTS_CAP),
+            counts: Cache::new(POSTS_CAP),
+            counts_ttl,
+        }
+    }
+
+    /// A post's counts if read less than `counts-ttl` ago.
+    pub fn counts(&self, post: u64) -> Option<Counts> {
+        self.counts
+            .get(&post)
+            .filter(|(at, _)| at.elapsed() < self.counts_ttl)
+            .map(|(_, c)| c)
+    }
+
+    pub fn put_counts(&self, post: u64, counts: Counts) {
+        if !self.counts_ttl.is_zero() {
+            self.counts.insert(post, (Instant::now(), counts));
+        }
+    }
 }
 
 impl std::fmt::Debug for Caches {
@@ -101,6 +134,7 @@ impl std::fmt::Debug for Caches {
         f.debug_struct("Caches")
             .field("usernames", &self.usernames.len())
             .field("posts", &self.posts.len())
+            .field("counts", &self.counts.len())
             .finish()
     }
 }
@@ -109,12 +143,3 @@ impl std::fmt::Debug for Caches {
 const USERNAMES_CAP: usize = 500_000;
 /// Posts kept (a few hundred bytes each): the recent posts feeds are made of.
 const POSTS_CAP: usize = 200_000;
-
-impl Default for Caches {
-    fn default() -> Self {
-        Caches {
-            usernames: Cache::new(USERNAMES_CAP),
-            posts: Cache::new(POSTS_CAP),
-        }
-    }
-}

@@ -10,7 +10,7 @@ use redis::RedisError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::posts::{Access, Hydrated, PostView, hydrate};
+use crate::posts::{Hydrated, PostView, hydrate};
 use crate::store::Store;
 
 /// How many of a profile's latest posts the profile answer carries.
@@ -95,7 +95,7 @@ pub async fn profile(store: &Store, viewer: u64, user: u64) -> Result<Option<Pro
     let mut recent_posts = Vec::new();
     if posts_visible && !recent.is_empty() {
         let pairs: Vec<(u64, u64)> = recent.iter().map(|&p| (p, user)).collect();
-        let mut hydrated = hydrate(store, viewer, &pairs, Access::Any).await?;
+        let mut hydrated = hydrate(store, &pairs).await?;
         for post in recent {
             if let Some(Hydrated::Visible(view)) = hydrated.remove(&post) {
                 recent_posts.push(view);

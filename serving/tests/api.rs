@@ -1,7 +1,10 @@
 //! The read API over HTTP against a real Redis holding state written the way the jobs write it:
-//! authentication, parameter errors, read-time filters (blocks either way, unfollowed authors,
-//! deleted posts — which the jobs also clean up, but asynchronously), celebrity pulls, cursor
-//! stability while new posts arrive, profiles and the OpenAPI description.
+//! authentication, parameter errors, read-time filters (blocks either way, deleted posts),
+//! celebrity pulls, cursor stability while new posts arrive, profiles and the OpenAPI
+//! description.
+//!
+//! Some states here are ones the jobs never leave for long (a blocked author's posts still in
+//! a timeline): they stand for any lag, and the API must hide them anyway.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -203,8 +206,7 @@ async fn the_feed_merges_pulls_and_filters_at_read_time() {
     ] {
         api.user(id, name, false);
     }
-    // 4 blocked the viewer, which ended the viewer's follow of 4 in the same step.
-    for f in [2, 3, 6] {
+    for f in [2, 3, 4, 6] {
         api.follow(1, f);
     }
     let star = api.keys.profile(6);
@@ -215,11 +217,12 @@ async fn the_feed_merges_pulls_and_filters_at_read_time() {
     api.cmd(&["SADD", &blocks, "3"]);
     let blocks = api.keys.blocks(4);
     api.cmd(&["SADD", &blocks, "1"]);
+    let blocked_by = api.keys.blocked_by(1);
+    api.cmd(&["SADD", &blocked_by, "4"]);
 
     api.post(2, 20, 1_000, Some(1));
     api.post(3, 30, 1_100, Some(1)); // viewer blocks 3; the cleanup has not run yet
     api.post(4, 40, 1_200, Some(1)); // 4 blocks the viewer; the cleanup has not run yet
-    api.post(5, 50, 1_300, Some(1)); // no longer followed
     api.post(2, 21, 1_400, Some(1));
     let meta = api.keys.post_meta(21);
     api.cmd(&["HSET", &meta, "deleted", "1"]);

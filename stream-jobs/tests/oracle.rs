@@ -46,6 +46,17 @@ fn compare(config: &Config, oracle: &Oracle, users: u64, compare_timelines: bool
             .map(|(_, b)| *b)
             .collect();
         assert_eq!(ids(blocks), expected, "case {case}: blocks of {u}");
+        let blocked_by: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(k.blocked_by(u))
+            .query(&mut con)
+            .unwrap();
+        let expected: BTreeSet<u64> = oracle
+            .blocks
+            .iter()
+            .filter(|(_, b)| *b == u)
+            .map(|(a, _)| *a)
+            .collect();
+        assert_eq!(ids(blocked_by), expected, "case {case}: blocked_by of {u}");
         let celebrities: Vec<String> = redis::cmd("SMEMBERS")
             .arg(k.celebrity_followees(u))
             .query(&mut con)

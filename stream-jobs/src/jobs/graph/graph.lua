@@ -110,8 +110,10 @@ local function settle(a, b)
   local state, since, a_blocks = fold(entries, b)
   if a_blocks then
     redis.call('SADD', k_blocks(a), b)
+    redis.call('SADD', k_blocked_by(b), a)
   else
     redis.call('SREM', k_blocks(a), b)
+    redis.call('SREM', k_blocked_by(b), a)
   end
   local was_active = redis.call('ZSCORE', k_followers(b), a)
   if state == 'active' then
