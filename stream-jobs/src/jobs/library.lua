@@ -15,20 +15,31 @@ local function trim_timeline(user)
   redis.call('ZREMRANGEBYRANK', k_timeline(user), 0, -(TIMELINE_CAP + 1))
 end
 
--- A follower inactive at `ts` is skipped and marked stale; their timeline is rebuilt when
--- they return (and served by pull until then).
-local function is_active_at(user, ts)
-  local last = tonumber(redis.call('GET', k_last_active(user)) or '0')
-  return last >= ts - INACTIVE_MS
-end
+-- Followers' last-active times are read in chunks of this many keys per MGET.
+local MGET_CHUNK = 1000
 
-local function push_post(follower, author, post, ts)
-  if not is_active_at(follower, ts) then
-    redis.call('HSET', k_profile(follower), 'stale', '1')
-    return
+-- A new post into the timelines of `followers`: one MGET per chunk of followers for their
+-- last-active times, then per active follower an add and a trim. A follower inactive at `ts`
+-- is skipped and marked stale; their timeline is rebuilt when they return (and served by pull
+-- until then).
+local function push_post(followers, author, post, ts)
+  local member = author .. ':' .. post
+  for from = 1, #followers, MGET_CHUNK do
+    local to = math.min(from + MGET_CHUNK - 1, #followers)
+    local keys = {}
+    for j = from, to do keys[#keys + 1] = k_last_active(followers[j]) end
+    local lasts = redis.call('MGET', unpack(keys))
+    for j = from, to do
+      local follower = followers[j]
+      if tonumber(lasts[j - from + 1] or '0') >= ts - INACTIVE_MS then
+        local key = k_timeline(follower)
+        redis.call('ZADD', key, ts, member)
+        redis.call('ZREMRANGEBYRANK', key, 0, -(TIMELINE_CAP + 1))
+      else
+        redis.call('HSET', k_profile(follower), 'stale', '1')
+      end
+    end
   end
-  redis.call('ZADD', k_timeline(follower), ts, author .. ':' .. post)
-  trim_timeline(follower)
 end
 
 -- The author's recent posts into one follower's timeline (follow, return, celebrity no more).

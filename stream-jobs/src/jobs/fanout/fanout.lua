@@ -20,9 +20,7 @@ local function apply(a, i)
     redis.call('ZREMRANGEBYRANK', recent, 0, -(RECENT_CAP + 1))
     if not is_celebrity(author) then
       local ts = tonumber(ts_s)
-      for _, f in ipairs(redis.call('ZRANGE', k_followers(author), 0, -1)) do
-        push_post(f, author, post, ts)
-      end
+      push_post(redis.call('ZRANGE', k_followers(author), 0, -1), author, post, ts)
     end
   elseif kind == 'pd' then
     local author, post = a[i + 1], a[i + 2]
