@@ -32,32 +32,15 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::cursor::Cursor;
+pub use crate::posts::Source;
 use crate::posts::{Hydrated, PostView, hydrate};
 use crate::store::Store;
-
-/// Where a feed item came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// Pushed into the viewer's timeline at post time.
-    Push,
-    /// Pulled at read time from a celebrity's (or, for a returning user, any followee's)
-    /// recent posts.
-    Pull,
-}
-
-/// One item of the home feed.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct FeedItem {
-    #[serde(flatten)]
-    pub post: PostView,
-    pub source: Source,
-}
 
 /// A page of the feed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FeedPage {
-    pub items: Vec<FeedItem>,
+    /// Newest first; each carries its `source`.
+    pub items: Vec<PostView>,
     /// Pass back as `cursor` for the next page; `null` at the end of the feed.
     pub next_cursor: Option<String>,
 }
@@ -190,10 +173,9 @@ pub async fn page(
             }
             for c in batch {
                 if let Some(Hydrated::Visible(post)) = hydrated.get(&c.post) {
-                    items.push(FeedItem {
-                        post: post.clone(),
-                        source: c.source,
-                    });
+                    let mut post = post.clone();
+                    post.source = Some(c.source);
+                    items.push(post);
                 }
             }
             next += batch.len();
@@ -204,8 +186,8 @@ pub async fn page(
             let next_cursor = match items.last() {
                 Some(last) if more => Some(
                     Cursor {
-                        ts: last.post.created_at,
-                        id: last.post.post_id,
+                        ts: last.created_at,
+                        id: last.post_id,
                     }
                     .encode(),
                 ),

@@ -77,8 +77,7 @@ impl AppState {
     paths(get_feed, get_user, healthz),
     components(schemas(
         FeedPage,
-        feed::FeedItem,
-        feed::Source,
+        posts::Source,
         posts::PostView,
         Profile,
         users::Relationship,

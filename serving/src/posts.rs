@@ -9,6 +9,17 @@ use utoipa::ToSchema;
 
 use crate::store::Store;
 
+/// Where a feed item came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Pushed into the viewer's timeline at post time.
+    Push,
+    /// Pulled at read time from a celebrity's (or, for a returning user, any followee's)
+    /// recent posts.
+    Pull,
+}
+
 /// A post as clients show it.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct PostView {
@@ -30,6 +41,9 @@ pub struct PostView {
     pub created_at: i64,
     pub like_count: u64,
     pub comment_count: u64,
+    /// In a feed: how the post reached it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
 }
 
 /// What never changes about a post once created: kept by the process after the first read.
@@ -229,6 +243,7 @@ fn view(post: u64, meta: &PostMeta, counts: Counts, username: &str) -> PostView 
         created_at: meta.created_at,
         like_count: counts.likes,
         comment_count: counts.comments,
+        source: None,
     }
 }
 

@@ -340,7 +340,7 @@ async fn openapi_and_health_are_served() {
     for path in ["/v1/feed", "/v1/users/{id}", "/healthz"] {
         assert!(doc["paths"].get(path).is_some(), "{path} in {doc}");
     }
-    let item = &doc["components"]["schemas"]["FeedItem"];
+    let item = &doc["components"]["schemas"]["PostView"];
     assert!(item.to_string().contains("source"), "{item}");
     let (status, body) = api.get(None, "/healthz").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
