@@ -5,7 +5,7 @@
 //! are checked once at start-up by [`Config::load`].
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
@@ -38,6 +38,11 @@ pub struct Config {
     pub fanout: FanoutConfig,
     pub runtime: RuntimeConfig,
     pub serving: ServingConfig,
+    pub engagement: EngagementConfig,
+    pub notifications: NotificationsConfig,
+    pub trending: TrendingConfig,
+    pub stories: StoriesConfig,
+    pub warehouse: WarehouseConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,6 +184,72 @@ pub struct ServingConfig {
     pub counts_ttl: Duration,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EngagementConfig {
+    /// How long (in the actor's event time) an engagement event's id is remembered, so a
+    /// redelivered view, share, hide or report counts once. Default 10 min.
+    #[serde(with = "humantime_serde")]
+    pub dedupe_window: Duration,
+    /// Half-life of viewer→author affinity. Default 7 days.
+    #[serde(with = "humantime_serde")]
+    pub affinity_half_life: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NotificationsConfig {
+    /// Events on the same (recipient, post, type) within one window of event time become one
+    /// batch. Default 60 s.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Batches kept per recipient; older ones are dropped. Default 500.
+    pub kept: usize,
+    /// Actors named in a batch (the latest ones); the rest are a total. Default 3.
+    pub latest_actors: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TrendingConfig {
+    /// How far behind its partition's event-time watermark a post may arrive and still be
+    /// counted in its bucket; later ones go to the dead-letter topic. Default 1 h.
+    #[serde(with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// Fewest distinct accounts that must have posted a tag in the window for it to trend.
+    /// Default 3.
+    pub min_accounts: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StoriesConfig {
+    /// How often a worker running the stories job sweeps expired stories that a missed TTL
+    /// left behind. Default 1 min.
+    #[serde(with = "humantime_serde")]
+    pub sweep_every: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WarehouseConfig {
+    /// Folder holding the Parquet tables (one sub-folder each) and the sink's manifest, relative
+    /// to the working directory unless absolute. Default `.aperture/warehouse`.
+    pub root: PathBuf,
+    /// Estimated bytes of buffered rows (uncompressed, all tables together) at which the sink
+    /// commits its files. Default 128 MiB.
+    pub roll_size: u64,
+    /// Longest a consumed event waits in memory before the sink commits. Default 1 min.
+    #[serde(with = "humantime_serde")]
+    pub roll_interval: Duration,
+    /// Most rows in one Parquet row group. Default 262,144.
+    pub row_group_size: usize,
+}
+
+/// Shortest `warehouse.roll-interval`: every commit fsyncs its files and the manifest, and
+/// commits more often than this only make smaller files.
+pub const MIN_ROLL_INTERVAL: Duration = Duration::from_millis(100);
+
 impl Config {
     /// Defaults, then `file` when given, then `APERTURE__*` variables; checked.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -274,8 +345,44 @@ impl Config {
                     .into(),
             );
         }
+        if self.engagement.dedupe_window.is_zero() {
+            return fail("engagement.dedupe-window is 0; it must be at least 1ms".into());
+        }
+        if self.engagement.affinity_half_life < Duration::from_secs(60) {
+            return fail("engagement.affinity-half-life must be at least 1m".into());
+        }
+        if self.notifications.window.is_zero() {
+            return fail("notifications.window is 0; it must be at least 1ms".into());
+        }
+        if self.notifications.kept == 0 || self.notifications.latest_actors == 0 {
+            return fail(
+                "notifications.kept and notifications.latest-actors must be at least 1".into(),
+            );
+        }
+        if self.trending.min_accounts == 0 {
+            return fail("trending.min-accounts is 0; it must be at least 1".into());
+        }
+        if self.stories.sweep_every < Duration::from_secs(1) {
+            return fail("stories.sweep-every must be at least 1s".into());
+        }
         if self.fanout.timeline_cap == 0 {
             return fail("fanout.timeline-cap is 0; it must be at least 1".into());
+        }
+        if self.warehouse.root.as_os_str().is_empty() {
+            return fail("warehouse.root is empty; give the folder that holds the tables".into());
+        }
+        if self.warehouse.roll_size == 0 {
+            return fail("warehouse.roll-size is 0; it must be at least 1 byte".into());
+        }
+        if self.warehouse.roll_interval < MIN_ROLL_INTERVAL {
+            return fail(format!(
+                "warehouse.roll-interval is {:?}; it must be at least {MIN_ROLL_INTERVAL:?}, since \
+                 every commit fsyncs its files",
+                self.warehouse.roll_interval
+            ));
+        }
+        if self.warehouse.row_group_size == 0 {
+            return fail("warehouse.row-group-size is 0; it must be at least 1 row".into());
         }
         Ok(())
     }
@@ -306,6 +413,35 @@ mod tests {
         assert_eq!(c.fanout.celebrity_threshold, 10_000);
         assert_eq!(c.fanout.timeline_cap, 800);
         assert_eq!(c.kafka.producer.linger, Duration::from_millis(5));
+        assert_eq!(c.warehouse.root, PathBuf::from(".aperture/warehouse"));
+        assert_eq!(c.warehouse.roll_size, 128 << 20);
+        assert_eq!(c.warehouse.roll_interval, Duration::from_secs(60));
+        assert_eq!(c.warehouse.row_group_size, 262_144);
+    }
+
+    #[test]
+    fn warehouse_rules_fail_with_the_key_named() {
+        for (var, value, key) in [
+            ("APERTURE__WAREHOUSE__ROOT", "", "warehouse.root"),
+            ("APERTURE__WAREHOUSE__ROLL_SIZE", "0", "warehouse.roll-size"),
+            (
+                "APERTURE__WAREHOUSE__ROLL_INTERVAL",
+                "10ms",
+                "warehouse.roll-interval",
+            ),
+            (
+                "APERTURE__WAREHOUSE__ROW_GROUP_SIZE",
+                "0",
+                "warehouse.row-group-size",
+            ),
+        ] {
+            Jail::expect_with(|jail| {
+                jail.set_env(var, value);
+                let err = Config::load(None).unwrap_err().to_string();
+                assert!(err.contains(key), "{var}={value:?}: {err}");
+                Ok(())
+            });
+        }
     }
 
     #[test]

@@ -65,6 +65,61 @@ impl Keyspace {
         format!("{}:{{p:{post_id}}}:{what}", self.prefix)
     }
 
+    fn story_key(&self, story_id: u64, what: &str) -> String {
+        format!("{}:{{s:{story_id}}}:{what}", self.prefix)
+    }
+
+    /// ZSET: the actors of one notification batch of a recipient (`batch` as in
+    /// [`Keyspace::notifications`]), scored by the time of their event.
+    pub fn notification_batch(&self, user_id: u64, batch: &str) -> String {
+        format!("{}:{{u:{user_id}}}:notif:{batch}", self.prefix)
+    }
+
+    /// HASH: a creator's rollup for one UTC day (`YYYY-MM-DD`): views, interactions, follows,
+    /// unfollows.
+    pub fn creator_daily(&self, user_id: u64, day: &str) -> String {
+        format!("{}:{{u:{user_id}}}:daily:{day}", self.prefix)
+    }
+
+    /// HyperLogLog: the distinct accounts that viewed a creator's posts on one day.
+    pub fn creator_reach(&self, user_id: u64, day: &str) -> String {
+        format!("{}:{{u:{user_id}}}:reach:{day}", self.prefix)
+    }
+
+    /// HyperLogLog: the distinct accounts that interacted with a creator's posts on one day.
+    pub fn creator_engaged(&self, user_id: u64, day: &str) -> String {
+        format!("{}:{{u:{user_id}}}:engaged:{day}", self.prefix)
+    }
+
+    /// STRING: the user id of a username, as the notifications job learnt it (mentions name
+    /// users by username).
+    pub fn mention_user(&self, username: &str) -> String {
+        format!("{}:{{n:{username}}}:user", self.prefix)
+    }
+
+    /// HASH: mentions of a username not known yet, by event id, until its `user_created`.
+    pub fn pending_mentions(&self, username: &str) -> String {
+        format!("{}:{{n:{username}}}:pending", self.prefix)
+    }
+
+    /// HASH: one trending bucket (`granularity` `5m` or `1h`, `bucket` its start in ms): per
+    /// hashtag, the posts created in it.
+    pub fn trend_bucket(&self, granularity: &str, bucket: i64) -> String {
+        format!("{}:trend:{granularity}:{bucket}", self.prefix)
+    }
+
+    /// ZSET: a hashtag's live posts as `author:post`, scored by event time (kept for the
+    /// longest window and its baseline), for the distinct-accounts floor.
+    pub fn trend_posts(&self, tag: &str) -> String {
+        format!("{}:{{t:{tag}}}:trend_posts", self.prefix)
+    }
+
+    /// STRING: the event-time watermark of a job's partition (the highest event time applied),
+    /// stored with the partition's offset.
+    pub fn job_watermark(&self, job: &str, partition: u32) -> String {
+        format!("{}:{{j:{job}:{partition}}}:watermark", self.prefix)
+    }
+
     /// STRING: user id owning a username.
     pub fn username(&self, username: &str) -> String {
         format!("{}:username:{username}", self.prefix)
@@ -142,13 +197,63 @@ entity_keys! { USER_KEYS, user, user_id;
     timeline => "timeline",
     /// STRING: the user's last-active event time in ms.
     last_active => "last_active",
+    /// ZSET: the event ids of the user's recent engagement events (scored by event time,
+    /// trimmed to the dedupe window), so a redelivered view or share counts once.
+    engagement_seen => "engagement_seen",
+    /// ZSET: the viewer's decayed affinity to each author, stored as
+    /// `Σ weight · 2^((ts − epoch) / half-life)` so that adding is order-free; divide by
+    /// `2^((now − epoch) / half-life)` to read it at `now`.
+    affinity => "affinity",
+    /// HASH: the viewer's engagement points per media type (`photo`, `video`, `reel`,
+    /// `carousel`), from views and interactions.
+    content_pref => "content_pref",
+    /// ZSET: the authors the viewer hid or reported posts of, scored by how many times.
+    negative_authors => "negative_authors",
+    /// ZSET: the posts the viewer hid or reported, scored by event time (capped).
+    hidden_posts => "hidden_posts",
+    /// ZSET: the user's notification batches (`<type>:<post>:<window>`), scored by the time of
+    /// the latest event in each.
+    notifications => "notifications",
+    /// STRING: the score of the newest notification the user has marked read. Written by the
+    /// API, not derived from the log.
+    notifications_read => "notifications_read",
+    /// ZSET: the author's live stories, scored by event time.
+    stories => "stories",
+    /// ZSET: the stories the viewer has seen, scored by when.
+    stories_seen => "stories_seen",
 }
 
 entity_keys! { POST_KEYS, post, post_id;
     /// HASH: a post's author, media, caption, hashtags, created time and deleted flag.
     post_meta => "meta",
-    /// HASH: a post's counters (likes, comments, shares, saves, views, …).
+    /// HASH: a post's counters (likes, comments, shares, saves, views, hides, reports, dwell and
+    /// watch totals, first-hour interactions) and the engagement job's copy of its creation.
     post_counts => "counts",
+    /// ZSET: the users who like the post now, scored by the like's event time.
+    post_likers => "likers",
+    /// ZSET: the users who have the post saved now, scored like `post_likers`.
+    post_savers => "savers",
+    /// SET: the users whose like on the post is on, as the notifications job tracks it, so a
+    /// repeated like notifies once.
+    post_like_notified => "like_notified",
+    /// HASH: per comment id, `<ts>:<commenter>` while it stands, `-` once deleted (`-:<who>`
+    /// for a delete that arrived before the comment).
+    post_comments => "comments",
+    /// HyperLogLog: the post's distinct viewers (standard error 0.81%).
+    post_viewers => "viewers",
+    /// HASH: interactions that arrived before the post itself, by event time, until its
+    /// creation decides whether they fall in its first hour.
+    post_early => "early",
+    /// HASH: engagement points per user that arrived before the post, until its creation says
+    /// which media type they count for.
+    post_pending_pref => "pending_pref",
+}
+
+entity_keys! { STORY_KEYS, story_key, story_id;
+    /// HASH: a story's author, event time, media and audience; expires 24 h after its event time.
+    story => "meta",
+    /// ZSET: who has seen the story, scored by when; read by the author only.
+    story_viewers => "viewers",
 }
 
 impl Keyspace {
@@ -166,6 +271,21 @@ impl Keyspace {
                 "local function k_{name}(id) return PREFIX .. ':{{p:' .. id .. '}}:{what}' end\n"
             ));
         }
+        for (name, what) in STORY_KEYS {
+            lua.push_str(&format!(
+                "local function k_{name}(id) return PREFIX .. ':{{s:' .. id .. '}}:{what}' end\n"
+            ));
+        }
+        lua.push_str(concat!(
+            "local function k_notification_batch(id, batch) return PREFIX .. ':{u:' .. id .. '}:notif:' .. batch end\n",
+            "local function k_creator_daily(id, day) return PREFIX .. ':{u:' .. id .. '}:daily:' .. day end\n",
+            "local function k_creator_reach(id, day) return PREFIX .. ':{u:' .. id .. '}:reach:' .. day end\n",
+            "local function k_creator_engaged(id, day) return PREFIX .. ':{u:' .. id .. '}:engaged:' .. day end\n",
+            "local function k_mention_user(name) return PREFIX .. ':{n:' .. name .. '}:user' end\n",
+            "local function k_pending_mentions(name) return PREFIX .. ':{n:' .. name .. '}:pending' end\n",
+            "local function k_trend_bucket(g, bucket) return PREFIX .. ':trend:' .. g .. ':' .. bucket end\n",
+            "local function k_trend_posts(tag) return PREFIX .. ':{t:' .. tag .. '}:trend_posts' end\n",
+        ));
         lua
     }
 }
@@ -258,13 +378,57 @@ mod tests {
     #[test]
     fn lua_functions_cover_every_key() {
         let lua = Keyspace::new("ap").lua_functions();
-        for (name, _) in USER_KEYS.iter().chain(POST_KEYS) {
+        for (name, _) in USER_KEYS.iter().chain(POST_KEYS).chain(STORY_KEYS) {
             assert!(
                 lua.contains(&format!("local function k_{name}(id)")),
                 "{name}"
             );
         }
         assert!(lua.contains("PREFIX .. ':{u:' .. id .. '}:timeline'"));
+    }
+
+    #[test]
+    fn lua_and_rust_build_the_same_names() {
+        // The hand-written Lua builders above must match their Rust twins.
+        let k = Keyspace::new("ap");
+        let lua = k.lua_functions();
+        for (rust, lua_body) in [
+            (
+                k.notification_batch(7, "like:9:3"),
+                "':{u:' .. id .. '}:notif:' .. batch",
+            ),
+            (
+                k.creator_daily(7, "2026-01-02"),
+                "':{u:' .. id .. '}:daily:' .. day",
+            ),
+            (
+                k.creator_reach(7, "2026-01-02"),
+                "':{u:' .. id .. '}:reach:' .. day",
+            ),
+            (
+                k.creator_engaged(7, "2026-01-02"),
+                "':{u:' .. id .. '}:engaged:' .. day",
+            ),
+            (k.mention_user("ana"), "':{n:' .. name .. '}:user'"),
+            (k.pending_mentions("ana"), "':{n:' .. name .. '}:pending'"),
+            (
+                k.trend_bucket("5m", 300_000),
+                "':trend:' .. g .. ':' .. bucket",
+            ),
+            (k.trend_posts("sunset"), "':{t:' .. tag .. '}:trend_posts'"),
+        ] {
+            assert!(lua.contains(lua_body), "{lua_body}");
+            let filled = lua_body
+                .replace("' .. id .. '", "7")
+                .replace("' .. name .. '", "ana")
+                .replace("' .. tag .. '", "sunset")
+                .replace("' .. g .. ':' .. bucket", "5m:300000")
+                .replace("' .. batch", "like:9:3")
+                .replace("' .. day", "2026-01-02")
+                .trim_matches('\'')
+                .to_owned();
+            assert_eq!(rust, format!("ap{filled}"), "{lua_body}");
+        }
     }
 
     #[test]
