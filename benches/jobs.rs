@@ -70,7 +70,7 @@ fn fanout_bench() {
     let mut con = redis(&config);
     let scripts: Vec<JobScript> = jobs::all()
         .into_iter()
-        .map(|j| JobScript::new(j, &keys, &config.fanout))
+        .map(|j| JobScript::new(j, &config))
         .collect();
     let t0 = 1_763_856_000_000;
     let follows: Vec<Envelope> = (0..followers)
@@ -203,7 +203,7 @@ fn all_jobs_bench() {
     let bare = bare_consumer_rate(&config, events.len());
     let started = Instant::now();
     let worker = RunningWorker::start(&config);
-    wait_caught_up(&config, &["graph", "fanout"], Duration::from_secs(3600));
+    wait_caught_up(&config, &jobs::names(), Duration::from_secs(3600));
     let elapsed = started.elapsed().as_secs_f64();
     worker.stop();
     let rate = events.len() as f64 / elapsed;

@@ -158,7 +158,7 @@ fn check(config: Config, cases: Cases, compare_sources: bool) {
     wait_caught_up(&config, &["graph", "fanout"], Duration::from_secs(240));
     worker.stop();
 
-    let mut oracle = Oracle::new(&config.fanout);
+    let mut oracle = Oracle::new(&config);
     oracle.apply_all(&cases.events);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();

@@ -17,7 +17,14 @@ use rand_chacha::ChaCha8Rng;
 use support::*;
 use tokio_util::sync::CancellationToken;
 
-const JOBS: [&str; 2] = ["graph", "fanout"];
+const JOBS: [&str; 6] = [
+    "graph",
+    "fanout",
+    "engagement",
+    "notifications",
+    "stories",
+    "trending",
+];
 
 fn worker_process(config: &Config) -> Child {
     Command::new(env!("CARGO_BIN_EXE_aperture"))
@@ -83,7 +90,7 @@ fn stream(config: &Config, events: Vec<Envelope>, over: Duration) -> std::thread
 }
 
 fn assert_equals_oracle(config: &Config, events: &[Envelope]) {
-    let mut oracle = Oracle::new(&config.fanout);
+    let mut oracle = Oracle::new(config);
     oracle.apply_all(events);
     let k = config.keyspace();
     let users: Vec<u64> = oracle.users.keys().copied().collect();
@@ -104,6 +111,11 @@ fn assert_equals_oracle(config: &Config, events: &[Envelope]) {
             .collect();
         assert_eq!(timeline, expected, "timeline of {u}");
     }
+    let users: Vec<u64> = oracle.users.keys().copied().collect();
+    support::compare::compare_engagement(config, &oracle, 0);
+    support::compare::compare_notifications(config, &oracle, users.iter().copied(), 0);
+    support::compare::compare_stories(config, &oracle, users.iter().copied(), 0);
+    support::compare::compare_trending(config, &oracle, 0);
 }
 
 #[test]

@@ -126,7 +126,7 @@ fn random_sequences_in_random_interleavings_equal_the_oracle() {
         let events = random_events(&mut rng, users, n);
         let config = test_config("oracle", PARTITIONS);
         apply_interleaved(&config, &events, &mut rng);
-        let mut oracle = Oracle::new(&config.fanout);
+        let mut oracle = Oracle::new(&config);
         oracle.apply_all(&events);
         compare(&config, &oracle, users, true, case);
         wipe(&config);
@@ -147,7 +147,7 @@ fn with_celebrities_edges_still_equal_the_oracle() {
         config.fanout.celebrity_threshold = 3;
         config.fanout.celebrity_hysteresis = 0.34;
         apply_interleaved(&config, &events, &mut rng);
-        let mut oracle = Oracle::new(&config.fanout);
+        let mut oracle = Oracle::new(&config);
         oracle.apply_all(&events);
         compare(&config, &oracle, users, false, case);
         wipe(&config);

@@ -154,7 +154,7 @@ fn a_redelivered_batch_changes_nothing_and_a_fenced_owner_writes_nothing() {
         .collect();
     let scripts: Vec<JobScript> = jobs::all()
         .into_iter()
-        .map(|j| JobScript::new(j, &keys, &config.fanout))
+        .map(|j| JobScript::new(j, &config))
         .collect();
 
     let (first, second) = refs.split_at(10);
@@ -214,7 +214,7 @@ fn applying_in_any_partition_interleaving_gives_the_same_state() {
         let mut con = redis(&config);
         let scripts: Vec<JobScript> = jobs::all()
             .into_iter()
-            .map(|j| JobScript::new(j, &keys, &config.fanout))
+            .map(|j| JobScript::new(j, &config))
             .collect();
         for p in order {
             let mine: Vec<(i64, &Envelope)> = events
@@ -335,7 +335,7 @@ fn apply_in_order(config: &aperture_schema::Config, events: &[Envelope]) {
     let mut con = redis(config);
     let scripts: Vec<JobScript> = jobs::all()
         .into_iter()
-        .map(|j| JobScript::new(j, &keys, &config.fanout))
+        .map(|j| JobScript::new(j, config))
         .collect();
     let refs: Vec<(i64, &Envelope)> = events
         .iter()

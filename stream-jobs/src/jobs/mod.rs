@@ -7,11 +7,14 @@
 //! semantics are kept order-independent (EVENTS.md, "Semantics") by folding ordered per-pair
 //! event logs rather than trusting arrival order.
 
+pub mod engagement;
 pub mod fanout;
 pub mod graph;
+pub mod notifications;
+pub mod stories;
+pub mod trending;
 
-use aperture_schema::Envelope;
-use aperture_schema::config::FanoutConfig;
+use aperture_schema::{Config, Envelope};
 
 /// One stream job: a name, the Lua that applies one event, and how an event becomes the
 /// script's arguments.
@@ -25,6 +28,26 @@ pub trait Job: Send + Sync + std::fmt::Debug {
     /// Appends the records of a partition batch this job needs: for each, the offset it
     /// belongs to and its fields. Events the job ignores add nothing.
     fn encode(&self, batch: &[(i64, &Envelope)], out: &mut Records);
+
+    /// For a job over event-time windows: how far behind its partition's watermark an event
+    /// may arrive and still be applied. Later events go to the dead-letter topic.
+    fn allowed_lateness(&self, config: &Config) -> Option<std::time::Duration> {
+        let _ = config;
+        None
+    }
+
+    /// Housekeeping a worker runs now and then (every `stories.sweep-every`), outside any
+    /// batch: sweeping what expired. `now_ms` is wall-clock time. Returns how much it removed.
+    /// It must be idempotent: several workers may run it.
+    fn maintain(
+        &self,
+        con: &mut dyn redis::ConnectionLike,
+        keys: &aperture_schema::keys::Keyspace,
+        now_ms: i64,
+    ) -> redis::RedisResult<u64> {
+        let _ = (con, keys, now_ms);
+        Ok(0)
+    }
 }
 
 /// The records a job encodes for one batch: per record, its offset and its string fields.
@@ -54,7 +77,19 @@ impl Records {
 
 /// Every job, in the order a worker applies them to a batch.
 pub fn all() -> Vec<Box<dyn Job>> {
-    vec![Box::new(graph::Graph), Box::new(fanout::Fanout)]
+    vec![
+        Box::new(graph::Graph),
+        Box::new(fanout::Fanout),
+        Box::new(engagement::Engagement),
+        Box::new(notifications::Notifications),
+        Box::new(stories::Stories),
+        Box::new(trending::Trending),
+    ]
+}
+
+/// The names of every job, in [`all`]'s order.
+pub fn names() -> Vec<&'static str> {
+    all().iter().map(|j| j.name()).collect()
 }
 
 /// The jobs named on the command line (`all` for every job).
@@ -78,17 +113,27 @@ pub fn by_names(names: &[String]) -> Result<Vec<Box<dyn Job>>, String> {
 
 /// The Lua every job script shares: configuration constants and the timeline mechanics that
 /// both the graph job (follows, returns) and the fan-out job (posts) use.
-pub fn library(config: &FanoutConfig) -> String {
+pub fn library(config: &Config) -> String {
+    let fanout = &config.fanout;
     let celebrity_off =
-        (config.celebrity_threshold as f64 * (1.0 - config.celebrity_hysteresis)).floor() as u64;
+        (fanout.celebrity_threshold as f64 * (1.0 - fanout.celebrity_hysteresis)).floor() as u64;
     format!(
         "local TIMELINE_CAP = {}\nlocal RECENT_CAP = {}\nlocal CELEB_ON = {}\nlocal CELEB_OFF = {}\n\
-         local INACTIVE_MS = {}\n{}",
-        config.timeline_cap,
-        config.recent_posts_cap,
-        config.celebrity_threshold,
+         local INACTIVE_MS = {}\nlocal DEDUPE_MS = {}\nlocal AFFINITY_EPOCH = {}\n\
+         local AFFINITY_HALF_LIFE = {}\nlocal NOTIFY_WINDOW = {}\nlocal NOTIFY_KEPT = {}\n\
+         local STORY_TTL = {}\nlocal TREND_KEEP = {}\n{}",
+        fanout.timeline_cap,
+        fanout.recent_posts_cap,
+        fanout.celebrity_threshold,
         celebrity_off,
-        config.inactive_after.as_millis(),
+        fanout.inactive_after.as_millis(),
+        config.engagement.dedupe_window.as_millis(),
+        engagement::AFFINITY_EPOCH_MS,
+        config.engagement.affinity_half_life.as_millis(),
+        config.notifications.window.as_millis(),
+        config.notifications.kept,
+        stories::STORY_TTL_MS,
+        trending::KEEP_MS,
         include_str!("library.lua")
     )
 }

@@ -1,15 +1,21 @@
-//! The oracle: an in-memory model of the graph and fan-out semantics, obviously correct rather
-//! than fast, against which tests compare the real pipeline's Redis state and API answers.
+//! The oracle: an in-memory model of every job's semantics (graph and fan-out here; engagement,
+//! notifications, stories and trending in their modules), obviously correct rather than fast,
+//! against which tests compare the real pipeline's Redis state and API answers.
 //!
 //! It applies events one at a time in event-time order (`ts`, ties by `event_id`), each
 //! `event_id` once, with the rules of `EVENTS.md` written as plainly as possible. The real jobs
 //! reach the same state from any interleaving of partitions by folding per-pair logs; the
 //! oracle needs none of that, because it sees every event in order.
 
+pub mod engagement;
+pub mod notifications;
+pub mod stories;
+pub mod trending;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use aperture_schema::config::FanoutConfig;
-use aperture_schema::{Envelope, Event};
+use aperture_schema::{Config, Envelope, Event};
 
 /// A follow's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,12 +67,20 @@ pub struct Oracle {
     pub recent: BTreeMap<u64, BTreeSet<(i64, u64)>>,
     /// user → (created_at, author, post) of their pushed timeline, capped.
     pub timelines: BTreeMap<u64, BTreeSet<(i64, u64, u64)>>,
+    pub engagement: engagement::Engagement,
+    pub notifications: notifications::Notifications,
+    pub stories: stories::Stories,
+    pub trending: trending::Trending,
 }
 
 impl Oracle {
-    pub fn new(config: &FanoutConfig) -> Oracle {
+    pub fn new(config: &Config) -> Oracle {
         Oracle {
-            config: config.clone(),
+            config: config.fanout.clone(),
+            engagement: engagement::Engagement::new(config),
+            notifications: notifications::Notifications::new(config),
+            stories: stories::Stories::default(),
+            trending: trending::Trending::default(),
             seen: HashSet::new(),
             users: BTreeMap::new(),
             follows: BTreeMap::new(),
@@ -92,6 +106,10 @@ impl Oracle {
         if !self.seen.insert(e.event_id.clone()) {
             return;
         }
+        self.engagement.apply(e);
+        self.notifications.apply(e);
+        self.stories.apply(e);
+        self.trending.apply(e);
         let actor = e.actor_id;
         match &e.event {
             Event::UserCreated(u) => {

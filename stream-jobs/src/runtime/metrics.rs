@@ -13,3 +13,6 @@ pub const DEAD_LETTERS: &str = "aperture_job_dead_letters_total";
 pub const BATCH_SECONDS: &str = "aperture_job_batch_seconds";
 /// Records between a job's applied offset and the partition's high watermark.
 pub const LAG: &str = "aperture_job_lag";
+/// Events more than the allowed lateness behind their partition's watermark, by job (also
+/// dead letters).
+pub const LATE_EVENTS: &str = "aperture_job_late_events_total";

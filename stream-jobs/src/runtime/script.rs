@@ -5,19 +5,24 @@
 //! as the job's [`Job::encode`](crate::jobs::Job::encode) wrote them). The runtime wraps it:
 //!
 //! ```text
-//! KEYS[1] offset key, KEYS[2] epoch key
-//! ARGV[1] worker epoch, ARGV[2] next offset after the batch,
+//! KEYS[1] offset key, KEYS[2] epoch key, KEYS[3] event-time watermark key
+//! ARGV[1] worker epoch, ARGV[2] next offset after the batch, ARGV[3] new watermark or '',
 //! then per event: offset, field count, fields…
 //! ```
+//!
+//! A job with an allowed lateness ([`Job::allowed_lateness`]) has a per-partition event-time
+//! watermark: the highest `ts` applied. An event more than the allowed lateness behind it is
+//! late: the runtime writes it to the dead-letter topic and the job never sees it. Lateness is
+//! decided per partition in offset order, so it does not depend on how partitions interleave;
+//! the watermark is stored with the offset, so a restart decides exactly as before.
 //!
 //! Redis runs a script to completion without interleaving other commands, so the job's writes
 //! and the new offset become visible together. A worker whose epoch is no longer the stored one
 //! (another worker took the partition) writes nothing; an event below the stored offset (already
 //! applied) is skipped, so redelivery changes nothing.
 
-use aperture_schema::Envelope;
-use aperture_schema::config::FanoutConfig;
 use aperture_schema::keys::Keyspace;
+use aperture_schema::{Config, Envelope};
 
 use crate::jobs::{Job, Records, library};
 
@@ -51,7 +56,7 @@ if next_offset <= applied then return 1 end
 "#;
 
 const LOOP: &str = r#"
-local i = 3
+local i = 4
 local n_args = #ARGV
 while i <= n_args do
   local offset = tonumber(ARGV[i])
@@ -59,6 +64,7 @@ while i <= n_args do
   if offset >= applied then apply(ARGV, i + 2) end
   i = i + 2 + n
 end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3]) end
 redis.call('SET', KEYS[1], ARGV[2])
 return 2
 "#;
@@ -78,10 +84,29 @@ pub fn compose(keys: &Keyspace, library: &str, job_lua: &str) -> String {
     lua
 }
 
+/// A job's hold on one partition: its fencing epoch, the next offset it has to apply, and its
+/// event-time watermark when it has an allowed lateness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lane {
+    pub epoch: String,
+    pub from: i64,
+    pub watermark: Option<i64>,
+}
+
+/// A batch split by lateness: what the job applies, what goes to the dead-letter topic (offset
+/// and reason), and the watermark to store with the batch.
+#[derive(Debug)]
+pub struct Split<'a> {
+    pub kept: Vec<(i64, &'a Envelope)>,
+    pub late: Vec<(i64, String)>,
+    pub watermark: Option<i64>,
+}
+
 /// A job with its composed script, ready to apply batches.
 pub struct JobScript {
     job: Box<dyn Job>,
     script: redis::Script,
+    lateness: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for JobScript {
@@ -93,13 +118,28 @@ impl std::fmt::Debug for JobScript {
 }
 
 impl JobScript {
-    pub fn new(job: Box<dyn Job>, keys: &Keyspace, fanout: &FanoutConfig) -> JobScript {
-        let script = redis::Script::new(&compose(keys, &library(fanout), &job.lua()));
-        JobScript { job, script }
+    pub fn new(job: Box<dyn Job>, config: &Config) -> JobScript {
+        let script = redis::Script::new(&compose(&config.keyspace(), &library(config), &job.lua()));
+        let lateness = job.allowed_lateness(config);
+        JobScript {
+            job,
+            script,
+            lateness,
+        }
     }
 
     pub fn name(&self) -> &'static str {
         self.job.name()
+    }
+
+    /// The job's housekeeping ([`Job::maintain`]).
+    pub fn maintain(
+        &self,
+        con: &mut dyn redis::ConnectionLike,
+        keys: &Keyspace,
+        now_ms: i64,
+    ) -> redis::RedisResult<u64> {
+        self.job.maintain(con, keys, now_ms)
     }
 
     /// Takes ownership of a partition for this job: a new epoch (fencing the previous owner)
@@ -119,6 +159,70 @@ impl JobScript {
         Ok((epoch.to_string(), offset.unwrap_or(0)))
     }
 
+    /// [`JobScript::claim`], with the stored watermark for a job that has one.
+    pub fn claim_lane(
+        &self,
+        con: &mut dyn redis::ConnectionLike,
+        keys: &Keyspace,
+        partition: u32,
+    ) -> redis::RedisResult<Lane> {
+        let (epoch, from) = self.claim(con, keys, partition)?;
+        let watermark = match self.lateness {
+            Some(_) => redis::cmd("GET")
+                .arg(keys.job_watermark(self.name(), partition))
+                .query::<Option<i64>>(con)?,
+            None => None,
+        };
+        Ok(Lane {
+            epoch,
+            from,
+            watermark,
+        })
+    }
+
+    /// Splits a batch by lateness against the lane's watermark. Events below `lane.from` were
+    /// applied before (the script skips them) and decide nothing.
+    pub fn split<'a>(&self, lane: &Lane, events: &[(i64, &'a Envelope)]) -> Split<'a> {
+        let Some(lateness) = self.lateness else {
+            return Split {
+                kept: events.to_vec(),
+                late: Vec::new(),
+                watermark: None,
+            };
+        };
+        let allowed = lateness.as_millis() as i64;
+        let mut watermark = lane.watermark;
+        let mut kept = Vec::with_capacity(events.len());
+        let mut late = Vec::new();
+        for &(offset, e) in events {
+            if offset < lane.from {
+                kept.push((offset, e));
+                continue;
+            }
+            match watermark {
+                Some(w) if e.ts < w - allowed => late.push((
+                    offset,
+                    format!(
+                        "late for job {}: event time {} is {} ms behind the partition's \
+                         watermark {w}; allowed lateness is {allowed} ms",
+                        self.name(),
+                        e.ts,
+                        w - e.ts
+                    ),
+                )),
+                _ => {
+                    watermark = Some(watermark.map_or(e.ts, |w| w.max(e.ts)));
+                    kept.push((offset, e));
+                }
+            }
+        }
+        Split {
+            kept,
+            late,
+            watermark,
+        }
+    }
+
     /// Applies the events of one partition batch (offsets ascending, ending before
     /// `next_offset`) under `epoch`. Returns the outcome and the number of records written.
     pub fn apply(
@@ -130,14 +234,31 @@ impl JobScript {
         events: &[(i64, &Envelope)],
         next_offset: i64,
     ) -> redis::RedisResult<(Outcome, usize)> {
+        self.apply_split(con, keys, partition, epoch, events, next_offset, None)
+    }
+
+    /// [`JobScript::apply`] storing `watermark` with the offset (from [`JobScript::split`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply_split(
+        &self,
+        con: &mut dyn redis::ConnectionLike,
+        keys: &Keyspace,
+        partition: u32,
+        epoch: &str,
+        events: &[(i64, &Envelope)],
+        next_offset: i64,
+        watermark: Option<i64>,
+    ) -> redis::RedisResult<(Outcome, usize)> {
         let mut records = Records::default();
         self.job.encode(events, &mut records);
         let code: i64 = self
             .script
             .key(keys.job_offset(self.name(), partition))
             .key(keys.job_epoch(self.name(), partition))
+            .key(keys.job_watermark(self.name(), partition))
             .arg(epoch)
             .arg(next_offset)
+            .arg(watermark.map(|w| w.to_string()).unwrap_or_default())
             .arg(&records.args)
             .invoke(con)?;
         Ok((Outcome::from_code(code), records.len()))

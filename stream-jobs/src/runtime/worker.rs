@@ -23,11 +23,11 @@ use super::RuntimeError;
 use super::dead_letter::{DeadLetter, DeadLetters};
 use super::lease::Leases;
 use super::metrics as m;
-use super::script::{JobScript, Outcome};
+use super::script::{JobScript, Lane, Outcome};
 use crate::jobs::Job;
 
-/// Partitions owned, with the worker's epoch for each job (in job order).
-type Owned = Arc<Mutex<BTreeMap<i32, Vec<String>>>>;
+/// Partitions owned, with the worker's lane (epoch, watermark) for each job (in job order).
+type Owned = Arc<Mutex<BTreeMap<i32, Vec<Lane>>>>;
 
 /// The partitions a running worker owns, for operators and tests.
 #[derive(Debug, Clone)]
@@ -63,6 +63,7 @@ pub struct Worker {
     dead_letters: DeadLetters,
     batch_max: usize,
     batch_wait: Duration,
+    maintain_every: Duration,
     /// Next offset applied per (job, partition), for the lag gauge.
     applied: Mutex<BTreeMap<(&'static str, i32), i64>>,
 }
@@ -90,7 +91,7 @@ impl Worker {
         let keys = config.keyspace();
         let jobs: Vec<JobScript> = jobs
             .into_iter()
-            .map(|job| JobScript::new(job, &keys, &config.fanout))
+            .map(|job| JobScript::new(job, config))
             .collect();
         let client = redis::Client::open(config.redis.url.as_str()).map_err(RuntimeError::Redis)?;
         let consumer_config = |role: &str| {
@@ -151,6 +152,7 @@ impl Worker {
             dead_letters: DeadLetters::new(&config.kafka).map_err(RuntimeError::Kafka)?,
             batch_max: config.runtime.batch_max_events,
             batch_wait: config.runtime.batch_wait,
+            maintain_every: config.stories.sweep_every,
             applied: Mutex::new(BTreeMap::new()),
         })
     }
@@ -213,7 +215,12 @@ impl Worker {
         let mut batch: Vec<OwnedMessage> = Vec::with_capacity(self.batch_max);
         let mut last_probe = Instant::now();
         let mut last_renew: Option<Instant> = None;
+        let mut last_maintain = Instant::now();
         while !self.shutdown.is_cancelled() {
+            if last_maintain.elapsed() >= self.maintain_every {
+                self.maintain();
+                last_maintain = Instant::now();
+            }
             if last_renew.is_none_or(|t| t.elapsed() >= self.renew_every) {
                 self.rebalance();
                 last_renew = Some(Instant::now());
@@ -250,6 +257,27 @@ impl Worker {
         Ok(())
     }
 
+    /// Runs every job's housekeeping once; a failure is logged and tried again next time.
+    fn maintain(&self) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as i64;
+        let Ok(mut con) = self
+            .client
+            .get_connection_with_timeout(Duration::from_secs(2))
+        else {
+            return;
+        };
+        for job in &self.jobs {
+            match job.maintain(&mut con, &self.keys, now_ms) {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(job = job.name(), removed, "swept expired state"),
+                Err(error) => tracing::warn!(job = job.name(), %error, "housekeeping failed"),
+            }
+        }
+    }
+
     /// Renews leases and moves partitions in and out of this worker's assignment.
     fn rebalance(&self) {
         let Some(held) = self.redis("coordinate leases", |con| self.leases.coordinate(con)) else {
@@ -282,7 +310,7 @@ impl Worker {
             if current.contains(&partition) {
                 continue;
             }
-            let Some((epochs, from)) = self.claim(p) else {
+            let Some((lanes, from)) = self.claim(p) else {
                 return;
             };
             let mut tpl = TopicPartitionList::new();
@@ -297,23 +325,20 @@ impl Worker {
             self.owned
                 .lock()
                 .expect("no code panics while holding the lock")
-                .insert(partition, epochs);
+                .insert(partition, lanes);
         }
     }
 
     /// Takes one partition for every job: new epochs, and the offset to start from.
-    fn claim(&self, partition: u32) -> Option<(Vec<String>, i64)> {
-        let (epochs, offsets) = self.redis("claim partition", |con| {
-            let mut epochs = Vec::with_capacity(self.jobs.len());
-            let mut offsets = Vec::with_capacity(self.jobs.len());
-            for job in &self.jobs {
-                let (epoch, offset) = job.claim(con, &self.keys, partition)?;
-                epochs.push(epoch);
-                offsets.push(offset);
-            }
-            Ok((epochs, offsets))
+    fn claim(&self, partition: u32) -> Option<(Vec<Lane>, i64)> {
+        let lanes = self.redis("claim partition", |con| {
+            self.jobs
+                .iter()
+                .map(|job| job.claim_lane(con, &self.keys, partition))
+                .collect::<redis::RedisResult<Vec<Lane>>>()
         })?;
-        Some((epochs, offsets.into_iter().min().unwrap_or(0)))
+        let from = lanes.iter().map(|l| l.from).min().unwrap_or(0);
+        Some((lanes, from))
     }
 
     fn record_lag(&self) {
@@ -365,7 +390,7 @@ impl Worker {
     }
 
     fn apply_partition(&self, partition: i32, messages: &[OwnedMessage]) {
-        let Some(epochs) = self
+        let Some(mut lanes) = self
             .owned
             .lock()
             .expect("no panics under the lock")
@@ -400,16 +425,54 @@ impl Worker {
         let next_offset = messages.last().map_or(0, |m| m.offset() + 1);
         let refs: Vec<(i64, &Envelope)> = events.iter().map(|(o, e)| (*o, e)).collect();
         let p = partition as u32;
-        for (job, epoch) in self.jobs.iter().zip(&epochs) {
+        for (job, lane) in self.jobs.iter().zip(lanes.iter_mut()) {
             let name = job.name();
+            let split = job.split(lane, &refs);
+            if !split.late.is_empty() {
+                let late: Vec<DeadLetter> = split
+                    .late
+                    .iter()
+                    .map(|(offset, reason)| {
+                        let message = messages
+                            .iter()
+                            .find(|m| m.offset() == *offset)
+                            .expect("a late event comes from this batch");
+                        DeadLetter {
+                            topic: self.topic.clone(),
+                            partition,
+                            offset: *offset,
+                            reason: reason.clone(),
+                            rule: Some("late".to_owned()),
+                            field: Some("ts".to_owned()),
+                            payload: String::from_utf8_lossy(message.payload().unwrap_or_default())
+                                .into_owned(),
+                            key: message.key().map(<[u8]>::to_vec),
+                        }
+                    })
+                    .collect();
+                metrics::counter!(m::LATE_EVENTS, "job" => name).increment(late.len() as u64);
+                if !self.send_dead_letters(&late) {
+                    return;
+                }
+            }
             let applied = self.redis("apply batch", |con| {
-                job.apply(con, &self.keys, p, epoch, &refs, next_offset)
+                job.apply_split(
+                    con,
+                    &self.keys,
+                    p,
+                    &lane.epoch,
+                    &split.kept,
+                    next_offset,
+                    split.watermark,
+                )
             });
             let Some((outcome, records)) = applied else {
                 return;
             };
             match outcome {
                 Outcome::Applied => {
+                    lane.watermark = split.watermark;
+                    lane.from = next_offset;
                     metrics::counter!(m::EVENTS_APPLIED, "job" => name, "partition" => partition.to_string())
                         .increment(records as u64);
                 }
@@ -434,6 +497,19 @@ impl Worker {
                 .lock()
                 .expect("no panics under the lock")
                 .insert((name, partition), next_offset);
+        }
+        // Keep the advanced watermarks unless the partition was lost meanwhile.
+        if let Some(owned) = self
+            .owned
+            .lock()
+            .expect("no panics under the lock")
+            .get_mut(&partition)
+            && owned
+                .iter()
+                .zip(&lanes)
+                .all(|(held, new)| held.epoch == new.epoch)
+        {
+            *owned = lanes;
         }
         metrics::histogram!(m::BATCH_SECONDS).record(started.elapsed().as_secs_f64());
     }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod compare;
+
 use std::collections::BTreeMap;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,7 +18,7 @@ use aperture_schema::topics::partition_for;
 use aperture_schema::{Config, Envelope};
 use aperture_stream_jobs::jobs;
 use aperture_stream_jobs::runtime;
-use aperture_stream_jobs::runtime::script::JobScript;
+use aperture_stream_jobs::runtime::script::{JobScript, Lane};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -174,10 +176,16 @@ pub fn dump(config: &Config) -> BTreeMap<String, String> {
         }
         let kind: String = redis::cmd("TYPE").arg(&key).query(&mut con).unwrap();
         let value = match kind.as_str() {
-            "string" => redis::cmd("GET")
-                .arg(&key)
-                .query::<String>(&mut con)
-                .unwrap(),
+            "string" => {
+                let bytes: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut con).unwrap();
+                if bytes.starts_with(b"HYLL") {
+                    // A HyperLogLog: its encoding may differ between equal sets, its count not.
+                    let count: u64 = redis::cmd("PFCOUNT").arg(&key).query(&mut con).unwrap();
+                    format!("hll:{count}")
+                } else {
+                    String::from_utf8(bytes).expect("string values are UTF-8")
+                }
+            }
             "hash" => {
                 let map: BTreeMap<String, String> =
                     redis::cmd("HGETALL").arg(&key).query(&mut con).unwrap();
@@ -310,6 +318,253 @@ pub fn random_events(rng: &mut ChaCha8Rng, users: u64, n: usize) -> Vec<Envelope
     events
 }
 
+/// A random but valid sequence of every kind of activity in event-time order from `t0`:
+/// users (one created last, so mentions of them wait), follows, blocks, close friends, posts
+/// with hashtags and mentions, likes and unlikes, saves, comments and their deletes (by the
+/// commenter, the post's author or someone else), shares, views, hides, reports, profile
+/// views, stories and their views; duplicates included. Engagement events name posts that may
+/// not exist yet in another partition's order.
+pub fn random_activity(rng: &mut ChaCha8Rng, users: u64, n: usize, t0: i64) -> Vec<Envelope> {
+    let tags = ["sunset", "love", "food", "travel", "cats"];
+    let mut events: Vec<Envelope> = Vec::new();
+    let mut ts = t0;
+    let mut seq = 0u64;
+    let mut next_id = 5000u64;
+    let mut posts: Vec<(u64, u64)> = Vec::new();
+    let mut comments: Vec<(u64, u64, u64, u64)> = Vec::new();
+    let mut stories: Vec<(u64, u64)> = Vec::new();
+    let mut mk = |actor: u64, ts: i64, event: Event| {
+        seq += 1;
+        Envelope {
+            v: 1,
+            event_id: format!("a{seq:05}"),
+            actor_id: actor,
+            ts,
+            event,
+        }
+    };
+    // The last user signs up at the end: mentions of them are parked until then.
+    for u in 1..users {
+        ts += 1;
+        events.push(mk(
+            u,
+            ts,
+            Event::UserCreated(UserCreated {
+                username: format!("u{u}"),
+                display_name: None,
+                private: rng.random_bool(0.2),
+                verified: false,
+            }),
+        ));
+    }
+    while events.len() < n {
+        // Sometimes a second or several minutes pass, so windows and first hours end.
+        ts += match rng.random_range(0..10) {
+            0 => rng.random_range(60_000..1_200_000),
+            _ => rng.random_range(0..4_000),
+        };
+        let a = rng.random_range(1..users);
+        let mut b = rng.random_range(1..users);
+        if b == a {
+            b = a % (users - 1) + 1;
+        }
+        let pick = |rng: &mut ChaCha8Rng, posts: &[(u64, u64)]| {
+            if posts.is_empty() {
+                None
+            } else {
+                Some(posts[rng.random_range(0..posts.len())])
+            }
+        };
+        let event = match rng.random_range(0..100) {
+            0..=9 => Event::Follow(Target { target_id: b }),
+            10..=11 => Event::Unfollow(Target { target_id: b }),
+            12..=13 => Event::FollowRequestApproved(FollowRequestApproved { requester_id: b }),
+            14 => Event::Block(Target { target_id: b }),
+            15 => Event::CloseFriendAdded(Target { target_id: b }),
+            16 => Event::CloseFriendRemoved(Target { target_id: b }),
+            17..=26 => {
+                next_id += 1;
+                posts.push((a, next_id));
+                let mut caption = String::new();
+                let mut hashtags = Vec::new();
+                for tag in tags.iter().filter(|_| rng.random_bool(0.3)) {
+                    caption.push_str(&format!("#{tag} "));
+                    hashtags.push((*tag).to_owned());
+                }
+                let mut mentions = Vec::new();
+                if rng.random_bool(0.3) {
+                    let m = format!("u{}", rng.random_range(1..=users));
+                    caption.push_str(&format!("@{m}"));
+                    mentions.push(m);
+                }
+                Event::PostCreated(PostCreated {
+                    post_id: next_id,
+                    media_type: [MediaType::Photo, MediaType::Video, MediaType::Reel]
+                        [rng.random_range(0..3)],
+                    media: vec!["m".into()],
+                    caption,
+                    location: None,
+                    hashtags,
+                    mentions,
+                })
+            }
+            27..=28 => match pick(rng, &posts) {
+                // Mostly by the author, sometimes by someone else (which changes nothing).
+                Some((author, post)) => {
+                    let actor = if rng.random_bool(0.8) { author } else { a };
+                    events.push(mk(
+                        actor,
+                        ts,
+                        Event::PostDeleted(PostDeleted { post_id: post }),
+                    ));
+                    continue;
+                }
+                None => continue,
+            },
+            29..=43 => match pick(rng, &posts) {
+                Some((author, post)) => Event::Like(PostRef {
+                    post_id: post,
+                    author_id: author,
+                }),
+                None => continue,
+            },
+            44..=48 => match pick(rng, &posts) {
+                Some((author, post)) => Event::Unlike(PostRef {
+                    post_id: post,
+                    author_id: author,
+                }),
+                None => continue,
+            },
+            49..=51 => match pick(rng, &posts) {
+                Some((author, post)) => Event::Save(PostRef {
+                    post_id: post,
+                    author_id: author,
+                }),
+                None => continue,
+            },
+            52 => match pick(rng, &posts) {
+                Some((author, post)) => Event::Unsave(PostRef {
+                    post_id: post,
+                    author_id: author,
+                }),
+                None => continue,
+            },
+            53..=58 => match pick(rng, &posts) {
+                Some((author, post)) => {
+                    next_id += 1;
+                    comments.push((a, next_id, post, author));
+                    let mut mentions = Vec::new();
+                    if rng.random_bool(0.3) {
+                        mentions.push(format!("u{}", rng.random_range(1..=users)));
+                    }
+                    Event::CommentCreated(CommentCreated {
+                        comment_id: next_id,
+                        post_id: post,
+                        author_id: author,
+                        text: "nice".into(),
+                        hashtags: vec![],
+                        mentions,
+                    })
+                }
+                None => continue,
+            },
+            59..=60 if !comments.is_empty() => {
+                let (commenter, comment, post, author) =
+                    comments[rng.random_range(0..comments.len())];
+                let actor = match rng.random_range(0..4) {
+                    0 => author,
+                    1 => a,
+                    _ => commenter,
+                };
+                let delete = Event::CommentDeleted(CommentDeleted {
+                    comment_id: comment,
+                    post_id: post,
+                    author_id: author,
+                });
+                events.push(mk(actor, ts, delete));
+                continue;
+            }
+            61..=62 => match pick(rng, &posts) {
+                Some((author, post)) => Event::Share(Share {
+                    post_id: post,
+                    author_id: author,
+                    to_id: None,
+                }),
+                None => continue,
+            },
+            63..=77 => match pick(rng, &posts) {
+                Some((author, post)) => Event::View(View {
+                    post_id: post,
+                    author_id: author,
+                    surface: Surface::Feed,
+                    dwell_ms: rng.random_range(0..40_000),
+                    watch_ms: rng.random_bool(0.4).then(|| rng.random_range(0..60_000)),
+                }),
+                None => continue,
+            },
+            78 => match pick(rng, &posts) {
+                Some((author, post)) => Event::Hide(Hide {
+                    post_id: post,
+                    author_id: author,
+                    surface: Surface::Explore,
+                }),
+                None => continue,
+            },
+            79 => match pick(rng, &posts) {
+                Some((author, post)) => Event::Report(Report {
+                    post_id: post,
+                    author_id: author,
+                    reason: ReportReason::Spam,
+                }),
+                None => continue,
+            },
+            80..=81 => Event::ProfileView(Target { target_id: b }),
+            82..=86 => {
+                next_id += 1;
+                stories.push((a, next_id));
+                Event::StoryCreated(StoryCreated {
+                    story_id: next_id,
+                    media_type: StoryMediaType::Photo,
+                    media: vec!["s".into()],
+                    audience: if rng.random_bool(0.3) {
+                        Audience::CloseFriends
+                    } else {
+                        Audience::Followers
+                    },
+                })
+            }
+            87..=93 if !stories.is_empty() => {
+                let (author, story) = stories[rng.random_range(0..stories.len())];
+                Event::StoryViewed(StoryViewed {
+                    story_id: story,
+                    author_id: author,
+                })
+            }
+            _ => {
+                // A duplicate delivery of this actor's latest event.
+                if let Some(e) = events.iter().rev().find(|e| e.actor_id == a) {
+                    let dup = e.clone();
+                    events.push(dup);
+                }
+                continue;
+            }
+        };
+        events.push(mk(a, ts, event));
+    }
+    ts += 1;
+    events.push(mk(
+        users,
+        ts,
+        Event::UserCreated(UserCreated {
+            username: format!("u{users}"),
+            display_name: None,
+            private: false,
+            verified: false,
+        }),
+    ));
+    events
+}
+
 /// Applies `events` (one actor's events in arrival order) partition by partition in a random
 /// interleaving of random-sized batches; fan-out sometimes lags graph by a batch.
 pub fn apply_interleaved(config: &Config, events: &[Envelope], rng: &mut ChaCha8Rng) {
@@ -317,9 +572,9 @@ pub fn apply_interleaved(config: &Config, events: &[Envelope], rng: &mut ChaCha8
     let mut con = redis(config);
     let scripts: Vec<JobScript> = jobs::all()
         .into_iter()
-        .map(|j| JobScript::new(j, &keys, &config.fanout))
+        .map(|j| JobScript::new(j, config))
         .collect();
-    let lanes: Vec<Vec<(i64, &Envelope)>> = (0..PARTITIONS)
+    let partitions: Vec<Vec<(i64, &Envelope)>> = (0..PARTITIONS)
         .map(|p| {
             events
                 .iter()
@@ -329,11 +584,11 @@ pub fn apply_interleaved(config: &Config, events: &[Envelope], rng: &mut ChaCha8
                 .collect()
         })
         .collect();
-    let epochs: Vec<Vec<String>> = (0..PARTITIONS)
+    let mut lanes: Vec<Vec<Lane>> = (0..PARTITIONS)
         .map(|p| {
             scripts
                 .iter()
-                .map(|s| s.claim(&mut con, &keys, p).unwrap().0)
+                .map(|s| s.claim_lane(&mut con, &keys, p).unwrap())
                 .collect()
         })
         .collect();
@@ -342,18 +597,30 @@ pub fn apply_interleaved(config: &Config, events: &[Envelope], rng: &mut ChaCha8
     loop {
         let open: Vec<(usize, usize)> = (0..PARTITIONS as usize)
             .flat_map(|p| (0..scripts.len()).map(move |j| (p, j)))
-            .filter(|&(p, j)| done[p][j] < lanes[p].len())
+            .filter(|&(p, j)| done[p][j] < partitions[p].len())
             .collect();
         if open.is_empty() {
             break;
         }
         let (p, j) = open[rng.random_range(0..open.len())];
         let from = done[p][j];
-        let to = (from + rng.random_range(1..=6)).min(lanes[p].len());
-        let batch = &lanes[p][from..to];
+        let to = (from + rng.random_range(1..=6)).min(partitions[p].len());
+        let batch = &partitions[p][from..to];
+        let lane = &mut lanes[p][j];
+        let split = scripts[j].split(lane, batch);
         scripts[j]
-            .apply(&mut con, &keys, p as u32, &epochs[p][j], batch, to as i64)
+            .apply_split(
+                &mut con,
+                &keys,
+                p as u32,
+                &lane.epoch,
+                &split.kept,
+                to as i64,
+                split.watermark,
+            )
             .unwrap();
+        lane.watermark = split.watermark;
+        lane.from = to as i64;
         done[p][j] = to;
     }
 }

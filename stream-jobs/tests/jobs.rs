@@ -1,0 +1,120 @@
+//! Engagement, notifications, stories and trending against their oracle: random activity
+//! (duplicates, events before the posts they touch, unlikes, comment deletes, post deletes,
+//! blocks, mentions of users who sign up later, stories) applied to real Redis through the
+//! jobs' scripts in random partition interleavings and batch sizes.
+
+mod support;
+
+use aperture_schema::Config;
+use aperture_stream_jobs::oracle::Oracle;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use support::compare::*;
+use support::*;
+
+fn wipe(config: &Config) {
+    let mut con = redis(config);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", config.redis.key_prefix))
+        .query(&mut con)
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(&keys).query(&mut con).unwrap();
+    }
+}
+
+/// How much of each job's behaviour the random cases reached, so the comparison is known not
+/// to be vacuous.
+#[derive(Debug, Default)]
+struct Coverage {
+    likes: usize,
+    unliked: usize,
+    comments_deleted: usize,
+    first_hours: usize,
+    affinities: usize,
+    batches: usize,
+    aggregated: usize,
+    mentions: usize,
+    story_views: usize,
+    close_friends: usize,
+    tagged_posts: usize,
+    deleted_tagged: usize,
+}
+
+impl Coverage {
+    fn add(&mut self, oracle: &Oracle, events: &[aperture_schema::Envelope]) {
+        use aperture_schema::Event;
+        let e = &oracle.engagement;
+        self.likes += e.posts.values().map(|p| p.likers.len()).sum::<usize>();
+        self.unliked += events
+            .iter()
+            .filter(|e| matches!(e.event, Event::Unlike(_)))
+            .count();
+        self.comments_deleted += e
+            .posts
+            .values()
+            .map(|p| p.comments.values().filter(|c| c.is_none()).count())
+            .sum::<usize>();
+        self.first_hours += e
+            .posts
+            .values()
+            .filter(|p| p.first_hour().is_some_and(|n| n > 0))
+            .count();
+        self.affinities += e.affinity.len();
+        for batches in oracle.notifications.batches.values() {
+            self.batches += batches.len();
+            self.aggregated += batches.values().filter(|a| a.len() > 1).count();
+            self.mentions += batches.keys().filter(|b| b.starts_with("mention:")).count();
+        }
+        self.story_views += oracle
+            .stories
+            .viewers
+            .values()
+            .map(|v| v.len())
+            .sum::<usize>();
+        self.close_friends += oracle.stories.close_friends.len();
+        self.tagged_posts += oracle.trending.posts.len();
+        self.deleted_tagged += oracle.trending.posts.values().filter(|p| p.3).count();
+    }
+}
+
+#[test]
+fn every_job_equals_the_oracle_in_random_interleavings() {
+    let mut coverage = Coverage::default();
+    for case in 0..200u64 {
+        let mut rng = ChaCha8Rng::seed_from_u64(50_000 + case);
+        let users = rng.random_range(3..=8);
+        let n = rng.random_range(40..=220);
+        // Recent enough that stories are live while the case runs.
+        let t0 = now_ms() - 3 * 3600 * 1000;
+        let events = random_activity(&mut rng, users, n, t0);
+        let config = test_config("jobs-oracle", PARTITIONS);
+        apply_interleaved(&config, &events, &mut rng);
+        let mut oracle = Oracle::new(&config);
+        oracle.apply_all(&events);
+        compare_engagement(&config, &oracle, case);
+        compare_notifications(&config, &oracle, 1..=users, case);
+        compare_stories(&config, &oracle, 1..=users, case);
+        compare_trending(&config, &oracle, case);
+        coverage.add(&oracle, &events);
+        wipe(&config);
+    }
+    eprintln!("{coverage:?}");
+    let c = &coverage;
+    for (what, n) in [
+        ("likes", c.likes),
+        ("unlikes", c.unliked),
+        ("deleted comments", c.comments_deleted),
+        ("first-hour interactions", c.first_hours),
+        ("affinities", c.affinities),
+        ("notification batches", c.batches),
+        ("aggregated batches", c.aggregated),
+        ("mentions", c.mentions),
+        ("story views", c.story_views),
+        ("close friends", c.close_friends),
+        ("tagged posts", c.tagged_posts),
+        ("deleted tagged posts", c.deleted_tagged),
+    ] {
+        assert!(n >= 10, "the random cases reached only {n} {what}");
+    }
+}
