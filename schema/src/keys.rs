@@ -108,6 +108,12 @@ impl Keyspace {
         format!("{}:trend:{granularity}:{bucket}", self.prefix)
     }
 
+    /// STRING: the earliest post time the trending job has counted: how much history the
+    /// baselines have (a young deployment must not mistake its first day for a quiet one).
+    pub fn trend_since(&self) -> String {
+        format!("{}:trend_since", self.prefix)
+    }
+
     /// ZSET: a hashtag's live posts as `author:post`, scored by event time (kept for the
     /// longest window and its baseline), for the distinct-accounts floor.
     pub fn trend_posts(&self, tag: &str) -> String {
@@ -284,6 +290,7 @@ impl Keyspace {
             "local function k_mention_user(name) return PREFIX .. ':{n:' .. name .. '}:user' end\n",
             "local function k_pending_mentions(name) return PREFIX .. ':{n:' .. name .. '}:pending' end\n",
             "local function k_trend_bucket(g, bucket) return PREFIX .. ':trend:' .. g .. ':' .. bucket end\n",
+            "local function k_trend_since() return PREFIX .. ':trend_since' end\n",
             "local function k_trend_posts(tag) return PREFIX .. ':{t:' .. tag .. '}:trend_posts' end\n",
         ));
         lua
@@ -416,6 +423,7 @@ mod tests {
                 "':trend:' .. g .. ':' .. bucket",
             ),
             (k.trend_posts("sunset"), "':{t:' .. tag .. '}:trend_posts'"),
+            (k.trend_since(), "':trend_since'"),
         ] {
             assert!(lua.contains(lua_body), "{lua_body}");
             let filled = lua_body

@@ -16,6 +16,7 @@
 //! - [`extract`]: hashtag and mention extraction from captions and comments.
 //! - [`topics`]: topic names, the partition key and the Kafka-compatible partitioner.
 //! - [`keys`]: the Redis keyspace; every key name is built here, behind a configurable prefix.
+//! - [`state`]: bucket sizes and lifetimes of the derived state, shared by writers and readers.
 //! - [`config`]: typed configuration with embedded defaults, file and environment overrides.
 
 pub mod config;
@@ -23,6 +24,7 @@ pub mod decode;
 pub mod event;
 pub mod extract;
 pub mod keys;
+pub mod state;
 pub mod topics;
 pub mod validate;
 

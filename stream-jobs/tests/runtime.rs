@@ -266,29 +266,11 @@ fn poison_messages_land_in_the_dead_letter_topic_once_each_and_the_job_goes_on()
         ["1", "5"],
         "good events around the poison applied"
     );
-    let marks = kafka::watermarks(
-        &config.kafka,
-        &config.kafka.dead_letter_topic,
-        Duration::from_secs(10),
-    )
-    .unwrap();
-    let before: Vec<_> = marks
-        .iter()
-        .map(|w| kafka::Watermarks { high: w.low, ..*w })
-        .collect();
-    let letters = kafka::read_between(
-        &config.kafka,
-        &config.kafka.dead_letter_topic,
-        &before,
-        &marks,
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    let letters = dead_letters(&config);
     let reasons: BTreeSet<(String, i64)> = letters
         .iter()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_slice(&l.payload).unwrap();
-            assert_eq!(l.key.as_deref(), Some(b"9".as_slice()));
+        .map(|(key, v)| {
+            assert_eq!(key.as_deref(), Some(b"9".as_slice()));
             assert!(!v["reason"].as_str().unwrap().is_empty());
             (
                 v["rule"].as_str().unwrap().to_owned(),
@@ -303,6 +285,85 @@ fn poison_messages_land_in_the_dead_letter_topic_once_each_and_the_job_goes_on()
     );
     let rules: BTreeSet<&str> = reasons.iter().map(|(r, _)| r.as_str()).collect();
     assert_eq!(rules, BTreeSet::from(["json", "unknown_type", "not_self"]));
+}
+
+/// Every record of the dead-letter topic: key and JSON body.
+fn dead_letters(config: &aperture_schema::Config) -> Vec<(Option<Vec<u8>>, serde_json::Value)> {
+    let marks = kafka::watermarks(
+        &config.kafka,
+        &config.kafka.dead_letter_topic,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let before: Vec<_> = marks
+        .iter()
+        .map(|w| kafka::Watermarks { high: w.low, ..*w })
+        .collect();
+    kafka::read_between(
+        &config.kafka,
+        &config.kafka.dead_letter_topic,
+        &before,
+        &marks,
+        Duration::from_secs(30),
+    )
+    .unwrap()
+    .into_iter()
+    .map(|l| (l.key, serde_json::from_slice(&l.payload).unwrap()))
+    .collect()
+}
+
+#[test]
+fn a_post_later_than_the_allowed_lateness_is_a_dead_letter_and_one_within_it_counts() {
+    let config = test_config("late", 1);
+    let allowed = config.trending.allowed_lateness.as_millis() as i64;
+    assert_eq!(
+        allowed, 3_600_000,
+        "the default lateness this test is written for"
+    );
+    let minute = 60_000;
+    create_topics(&config);
+    let events = vec![
+        user(1, 1, false),
+        post(2, 1, 100, 0),
+        // The watermark moves two hours on.
+        post(3, 1, 101, 120 * minute),
+        // 110 minutes behind it: more than an hour late.
+        post(4, 1, 102, 10 * minute),
+        // 30 minutes behind it: counted in its bucket.
+        post(5, 1, 103, 90 * minute),
+    ];
+    produce(&config, &events);
+    let worker = RunningWorker::start_jobs(&config, jobs::by_names(&["trending".into()]).unwrap());
+    wait_caught_up(&config, &["trending"], Duration::from_secs(60));
+    worker.stop();
+
+    let letters = dead_letters(&config);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let (_, letter) = &letters[0];
+    assert_eq!(letter["rule"], "late");
+    assert_eq!(letter["field"], "ts");
+    assert_eq!(letter["offset"], 3);
+    assert!(
+        letter["payload"]
+            .as_str()
+            .unwrap()
+            .contains("\"post_id\":102"),
+        "{letter}"
+    );
+    let mut con = redis(&config);
+    let k = config.keyspace();
+    let count = |con: &mut redis::Connection, ts: i64| -> Option<i64> {
+        let hour = 3_600_000;
+        redis::cmd("HGET")
+            .arg(k.trend_bucket("1h", (T0 + ts).div_euclid(hour) * hour))
+            .arg("world")
+            .query(con)
+            .unwrap()
+    };
+    // Hour 0 holds posts 100 only (102 was late); hour 1 holds 103; hour 2 holds 101.
+    assert_eq!(count(&mut con, 0), Some(1));
+    assert_eq!(count(&mut con, 90 * minute), Some(1));
+    assert_eq!(count(&mut con, 120 * minute), Some(1));
 }
 
 #[test]

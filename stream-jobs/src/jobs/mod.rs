@@ -121,7 +121,7 @@ pub fn library(config: &Config) -> String {
         "local TIMELINE_CAP = {}\nlocal RECENT_CAP = {}\nlocal CELEB_ON = {}\nlocal CELEB_OFF = {}\n\
          local INACTIVE_MS = {}\nlocal DEDUPE_MS = {}\nlocal AFFINITY_EPOCH = {}\n\
          local AFFINITY_HALF_LIFE = {}\nlocal NOTIFY_WINDOW = {}\nlocal NOTIFY_KEPT = {}\n\
-         local STORY_TTL = {}\nlocal TREND_KEEP = {}\n{}",
+         local STORY_TTL = {}\nlocal TREND_KEEP = {}\nlocal TREND_FINE = {}\nlocal TREND_COARSE = {}\n{}",
         fanout.timeline_cap,
         fanout.recent_posts_cap,
         fanout.celebrity_threshold,
@@ -134,6 +134,8 @@ pub fn library(config: &Config) -> String {
         config.notifications.kept,
         stories::STORY_TTL_MS,
         trending::KEEP_MS,
+        trending::FINE_MS,
+        trending::COARSE_MS,
         include_str!("library.lua")
     )
 }

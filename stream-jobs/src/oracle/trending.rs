@@ -58,6 +58,11 @@ impl Trending {
         out
     }
 
+    /// The earliest time of a tagged post ever counted (deleted or not).
+    pub fn since(&self) -> Option<i64> {
+        self.posts.values().map(|p| p.1).min()
+    }
+
     /// Per tag: its live posts as `author:post` → time.
     pub fn tag_posts(&self) -> BTreeMap<String, BTreeMap<String, i64>> {
         let mut out: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();

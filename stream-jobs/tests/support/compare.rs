@@ -307,6 +307,15 @@ pub fn compare_trending(config: &Config, oracle: &Oracle, case: u64) {
         .map(|((g, b), c)| ((g.to_owned(), b), c))
         .collect();
     assert_eq!(stored, want, "case {case}: trending buckets");
+    let since: Option<i64> = redis::cmd("GET")
+        .arg(k.trend_since())
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        since,
+        oracle.trending.since(),
+        "case {case}: trending history start"
+    );
     for (tag, posts) in oracle.trending.tag_posts() {
         let want: BTreeMap<String, f64> = posts.into_iter().map(|(m, t)| (m, t as f64)).collect();
         assert_eq!(

@@ -350,7 +350,7 @@ pub fn random_activity(rng: &mut ChaCha8Rng, users: u64, n: usize, t0: i64) -> V
             u,
             ts,
             Event::UserCreated(UserCreated {
-                username: format!("u{u}"),
+                username: format!("user{u}"),
                 display_name: None,
                 private: rng.random_bool(0.2),
                 verified: false,
@@ -393,7 +393,7 @@ pub fn random_activity(rng: &mut ChaCha8Rng, users: u64, n: usize, t0: i64) -> V
                 }
                 let mut mentions = Vec::new();
                 if rng.random_bool(0.3) {
-                    let m = format!("u{}", rng.random_range(1..=users));
+                    let m = format!("user{}", rng.random_range(1..=users));
                     caption.push_str(&format!("@{m}"));
                     mentions.push(m);
                 }
@@ -454,14 +454,17 @@ pub fn random_activity(rng: &mut ChaCha8Rng, users: u64, n: usize, t0: i64) -> V
                     next_id += 1;
                     comments.push((a, next_id, post, author));
                     let mut mentions = Vec::new();
+                    let mut text = "nice".to_owned();
                     if rng.random_bool(0.3) {
-                        mentions.push(format!("u{}", rng.random_range(1..=users)));
+                        let m = format!("user{}", rng.random_range(1..=users));
+                        text.push_str(&format!(" @{m}"));
+                        mentions.push(m);
                     }
                     Event::CommentCreated(CommentCreated {
                         comment_id: next_id,
                         post_id: post,
                         author_id: author,
-                        text: "nice".into(),
+                        text,
                         hashtags: vec![],
                         mentions,
                     })
@@ -556,7 +559,7 @@ pub fn random_activity(rng: &mut ChaCha8Rng, users: u64, n: usize, t0: i64) -> V
         users,
         ts,
         Event::UserCreated(UserCreated {
-            username: format!("u{users}"),
+            username: format!("user{users}"),
             display_name: None,
             private: false,
             verified: false,

@@ -16,7 +16,7 @@ use aperture_schema::keys::Keyspace;
 use super::{Job, Records};
 
 /// How long a story lives: 24 h of event time.
-pub const STORY_TTL_MS: i64 = 24 * 3600 * 1000;
+pub const STORY_TTL_MS: i64 = aperture_schema::state::STORY_TTL_MS;
 
 /// See the module documentation.
 #[derive(Debug, Clone, Copy, Default)]

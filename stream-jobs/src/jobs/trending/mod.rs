@@ -18,17 +18,18 @@ use std::time::Duration;
 
 use aperture_schema::event::Event;
 use aperture_schema::keys::Keyspace;
+use aperture_schema::state::TrendGrain;
 use aperture_schema::{Config, Envelope};
 use serde_json::json;
 
 use super::{Job, Records};
 
 /// 5-minute buckets, for the 1 h window.
-pub const FINE_MS: i64 = 5 * 60 * 1000;
+pub const FINE_MS: i64 = TrendGrain::Fine.ms();
 /// 1-hour buckets, for the 24 h and 7 d windows and every baseline.
-pub const COARSE_MS: i64 = 3600 * 1000;
+pub const COARSE_MS: i64 = TrendGrain::Coarse.ms();
 /// How much history is kept: the 7 d window and a 7 d baseline before it, and a day of slack.
-pub const KEEP_MS: i64 = 15 * 24 * 3600 * 1000;
+pub const KEEP_MS: i64 = aperture_schema::state::TREND_KEEP_MS;
 
 /// See the module documentation.
 #[derive(Debug, Clone, Copy, Default)]

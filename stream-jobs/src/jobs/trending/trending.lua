@@ -1,11 +1,8 @@
 -- The trending job: hashtag counts in 5-minute and 1-hour buckets of event time.
 
-local FINE = 300000
-local COARSE = 3600000
-
 local function count(tags, ts, author, post, sign)
-  local fine = k_trend_bucket('5m', math.floor(ts / FINE) * FINE)
-  local coarse = k_trend_bucket('1h', math.floor(ts / COARSE) * COARSE)
+  local fine = k_trend_bucket('5m', math.floor(ts / TREND_FINE) * TREND_FINE)
+  local coarse = k_trend_bucket('1h', math.floor(ts / TREND_COARSE) * TREND_COARSE)
   local member = author .. ':' .. post
   for _, tag in ipairs(tags) do
     for _, bucket in ipairs({ fine, coarse }) do
@@ -26,6 +23,8 @@ local function apply(a, i)
     -- The post's tags and time, kept for its delete; a duplicate stops here.
     if redis.call('HSETNX', counts, 'trend_tags', a[i + 4]) == 0 then return end
     redis.call('HSET', counts, 'trend_at', ts_s, 'trend_author', actor)
+    local since = tonumber(redis.call('GET', k_trend_since()) or '')
+    if not since or tonumber(ts_s) < since then redis.call('SET', k_trend_since(), ts_s) end
     count(cjson.decode(a[i + 4]), tonumber(ts_s), actor, post, 1)
   elseif kind == 'pd' then
     local tags = redis.call('HGET', counts, 'trend_tags')
