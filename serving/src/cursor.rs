@@ -5,7 +5,8 @@
 //! position in that order rather than an offset, new posts arriving at the top do not shift the
 //! pages below: the next page neither repeats nor skips an item.
 //!
-//! On the wire a cursor is URL-safe base64 of `v1:<ts>:<id>`: clients must treat it as opaque,
+//! On the wire a cursor is URL-safe base64 of `v1:<ts>:<id>` (or, for lists of string members,
+//! [`KeyCursor`]): clients must treat it as opaque,
 //! which keeps us free to change what is inside.
 
 use base64::Engine;
@@ -53,6 +54,45 @@ impl Cursor {
     }
 }
 
+/// A position in a list ordered by `(ts, key)` descending, for lists whose members are
+/// strings (notification batches). On the wire: URL-safe base64 of `k1:<ts>:<key>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KeyCursor {
+    pub ts: i64,
+    pub key: String,
+}
+
+impl KeyCursor {
+    /// Whether the item `(ts, key)` comes after this position (is older).
+    pub fn is_before(&self, ts: i64, key: &str) -> bool {
+        (ts, key) < (self.ts, self.key.as_str())
+    }
+
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("k1:{}:{}", self.ts, self.key))
+    }
+
+    /// Reads a cursor a previous page handed out; anything else is a 400 naming `cursor`.
+    pub fn decode(text: &str) -> Result<KeyCursor, ApiError> {
+        let invalid = || {
+            ApiError::bad_request(
+                "cursor",
+                "cursor is not one this API handed out; pass next_cursor back unchanged",
+            )
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
+        let mut parts = text.splitn(3, ':');
+        let (Some("k1"), Some(ts), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(invalid());
+        };
+        Ok(KeyCursor {
+            ts: ts.parse().map_err(|_| invalid())?,
+            key: key.to_owned(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,8 +106,18 @@ mod tests {
         }
 
         #[test]
+        fn key_cursors_round_trip(ts in any::<i64>(), key in "[a-z0-9:]{0,30}") {
+            let c = KeyCursor { ts, key };
+            prop_assert_eq!(KeyCursor::decode(&c.encode()).unwrap(), c);
+        }
+
+        #[test]
         fn arbitrary_text_is_a_bad_request_not_a_panic(text in ".{0,40}") {
             if let Err(e) = Cursor::decode(&text) {
+                let is_cursor_error = matches!(e, ApiError::BadRequest { field: "cursor", .. });
+                prop_assert!(is_cursor_error);
+            }
+            if let Err(e) = KeyCursor::decode(&text) {
                 let is_cursor_error = matches!(e, ApiError::BadRequest { field: "cursor", .. });
                 prop_assert!(is_cursor_error);
             }

@@ -20,6 +20,9 @@ pub enum ApiError {
     /// No bearer token, or one that does not verify.
     #[error("{0}")]
     Unauthorized(String),
+    /// The viewer may know the resource exists but may not read it.
+    #[error("{0}")]
+    Forbidden(String),
     /// The resource does not exist, or the viewer may not know that it does.
     #[error("{0}")]
     NotFound(String),
@@ -43,6 +46,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -64,7 +68,7 @@ pub struct ErrorResponse {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// Stable, machine-readable: `bad_request`, `unauthorized`, `not_found`, `unavailable`,
+    /// Stable, machine-readable: `bad_request`, `unauthorized`, `forbidden`, `not_found`, `unavailable`,
     /// `internal`.
     pub code: String,
     /// A sentence for humans.

@@ -1,5 +1,6 @@
-//! The read API (`aperture serve`): home feeds and profiles, served from the state the stream
-//! jobs precomputed in Redis.
+//! The read API (`aperture serve`): home feeds, profiles, posts with their engagement, trending
+//! hashtags, notifications and story trays, served from the state the stream jobs precomputed
+//! in Redis.
 //!
 //! Serving reads Redis only, through the keyspace in [`aperture_schema::keys`]; it never imports
 //! `stream-jobs`. Per-user reads take the viewer from the `sub` of a bearer JWT ([`auth`]).
@@ -10,10 +11,14 @@
 
 pub mod auth;
 pub mod cursor;
+pub mod detail;
 pub mod error;
 pub mod feed;
+pub mod notifications;
 pub mod posts;
 pub mod store;
+pub mod stories;
+pub mod trending;
 pub mod users;
 
 use std::collections::HashMap;
@@ -23,7 +28,7 @@ use aperture_schema::Config;
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +37,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 
 use crate::auth::{Tokens, Viewer};
-use crate::cursor::Cursor;
+use crate::cursor::{Cursor, KeyCursor};
 use crate::error::ApiError;
 use crate::feed::{DEFAULT_LIMIT, FeedPage, MAX_LIMIT};
 use crate::store::Store;
@@ -43,6 +48,29 @@ use crate::users::Profile;
 pub struct AppState {
     pub store: Store,
     pub tokens: Tokens,
+    pub settings: Settings,
+    pub trending: std::sync::Arc<trending::TrendingCache>,
+}
+
+/// The configuration the handlers read.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Partitions of the events topic (where the trending job's watermarks are).
+    pub partitions: u32,
+    /// `trending.min-accounts`.
+    pub trend_min_accounts: usize,
+    /// `notifications.latest-actors`.
+    pub latest_actors: usize,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Settings {
+        Settings {
+            partitions: config.kafka.partitions,
+            trend_min_accounts: config.trending.min_accounts,
+            latest_actors: config.notifications.latest_actors,
+        }
+    }
 }
 
 impl FromRef<AppState> for Tokens {
@@ -64,6 +92,8 @@ impl AppState {
         Ok(AppState {
             store,
             tokens: Tokens::new(&config.serving.jwt_secret),
+            settings: Settings::from_config(config),
+            trending: Default::default(),
         })
     }
 }
@@ -72,15 +102,42 @@ impl AppState {
 #[openapi(
     info(
         title = "Aperture read API",
-        description = "Home feeds and profiles, served from precomputed state."
+        description = "Home feeds, profiles, posts, trending hashtags, notifications and stories, served from precomputed state."
     ),
-    paths(get_feed, get_user, healthz),
+    paths(
+        get_feed,
+        get_user,
+        get_post,
+        get_trending,
+        get_notifications,
+        get_unread,
+        post_read,
+        get_tray,
+        get_story_viewers,
+        healthz
+    ),
     components(schemas(
         FeedPage,
         posts::Source,
         posts::PostView,
         Profile,
         users::Relationship,
+        detail::PostDetail,
+        detail::PublicCounts,
+        detail::Insights,
+        trending::Window,
+        trending::Trend,
+        trending::TrendingPage,
+        notifications::Kind,
+        notifications::Actor,
+        notifications::Notification,
+        notifications::NotificationPage,
+        notifications::Unread,
+        stories::StoryView,
+        stories::TrayItem,
+        stories::Tray,
+        stories::StoryViewer,
+        stories::ViewerPage,
         error::ErrorResponse,
         error::ErrorBody
     )),
@@ -112,6 +169,13 @@ pub fn app(state: AppState, request_timeout: std::time::Duration) -> Router {
     Router::new()
         .route("/v1/feed", get(get_feed))
         .route("/v1/users/{id}", get(get_user))
+        .route("/v1/posts/{id}", get(get_post))
+        .route("/v1/trending", get(get_trending))
+        .route("/v1/notifications", get(get_notifications))
+        .route("/v1/notifications/unread", get(get_unread))
+        .route("/v1/notifications/read", post(post_read))
+        .route("/v1/stories/tray", get(get_tray))
+        .route("/v1/stories/{id}/viewers", get(get_story_viewers))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .layer(TimeoutLayer::with_status_code(
@@ -196,19 +260,234 @@ async fn get_user(
     Viewer(viewer): Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<Profile>, ApiError> {
-    let user = match id.parse::<u64>() {
-        Ok(u) if (1..=aperture_schema::MAX_ID).contains(&u) => u,
-        _ => {
-            return Err(ApiError::bad_request(
-                "id",
-                format!("id must be a user id (an integer from 1 to 2^53-1), got {id:?}"),
-            ));
-        }
-    };
+    let user = path_id(&id, "user")?;
     users::profile(&state.store, viewer, user)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("there is no user {user}")))
+}
+
+/// A path id: an integer from 1 to 2^53−1, or a 400 naming `id`.
+fn path_id(text: &str, what: &str) -> Result<u64, ApiError> {
+    match text.parse::<u64>() {
+        Ok(id) if (1..=aperture_schema::MAX_ID).contains(&id) => Ok(id),
+        _ => Err(ApiError::bad_request(
+            "id",
+            format!("id must be a {what} id (an integer from 1 to 2^53-1), got {text:?}"),
+        )),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A post with its counts; its author also gets the insights.
+#[utoipa::path(
+    get,
+    path = "/v1/posts/{id}",
+    params(("id" = u64, Path, description = "post id")),
+    responses(
+        (status = 200, description = "The post", body = detail::PostDetail),
+        (status = 400, description = "The id is not a post id", body = error::ErrorResponse),
+        (status = 401, description = "Missing or invalid bearer token", body = error::ErrorResponse),
+        (status = 404, description = "No such post, deleted, or not visible to the viewer", body = error::ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
+async fn get_post(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Path(id): Path<String>,
+) -> Result<Json<detail::PostDetail>, ApiError> {
+    let post = path_id(&id, "post")?;
+    detail::post(&state.store, viewer, post)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("there is no post {post}")))
+}
+
+/// Trending hashtags of a window, best first.
+#[utoipa::path(
+    get,
+    path = "/v1/trending",
+    params(
+        ("window" = Option<String>, Query, description = "`1h` (default), `24h` or `7d`"),
+        ("limit" = Option<usize>, Query, description = "tags, 1 to 100, default 20"),
+        ("at" = Option<i64>, Query, description = "end of the window (ms); default: the newest post time counted")
+    ),
+    responses(
+        (status = 200, description = "The trending tags", body = trending::TrendingPage),
+        (status = 400, description = "A bad window, limit or at", body = error::ErrorResponse)
+    )
+)]
+async fn get_trending(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<trending::TrendingPage>, ApiError> {
+    let limit = page_limit(&params)?;
+    let window = match params.get("window").map(String::as_str) {
+        None => trending::Window::Hour,
+        Some(text) => trending::Window::parse(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "window",
+                format!("window must be one of 1h, 24h, 7d, got {text:?}"),
+            )
+        })?,
+    };
+    let at = params
+        .get("at")
+        .map(|text| {
+            text.parse::<i64>().ok().filter(|&t| t >= 0).ok_or_else(|| {
+                ApiError::bad_request(
+                    "at",
+                    format!("at must be a time in ms since the epoch, got {text:?}"),
+                )
+            })
+        })
+        .transpose()?;
+    let page = trending::page(
+        &state.store,
+        &state.trending,
+        window,
+        limit,
+        at,
+        state.settings.partitions,
+        state.settings.trend_min_accounts,
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+/// The viewer's notifications, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/notifications",
+    params(
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("limit" = Option<usize>, Query, description = "items per page, 1 to 100, default 20")
+    ),
+    responses(
+        (status = 200, description = "A page of notifications", body = notifications::NotificationPage),
+        (status = 400, description = "A bad cursor or limit", body = error::ErrorResponse),
+        (status = 401, description = "Missing or invalid bearer token", body = error::ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
+async fn get_notifications(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<notifications::NotificationPage>, ApiError> {
+    let limit = page_limit(&params)?;
+    let cursor = params
+        .get("cursor")
+        .map(|c| KeyCursor::decode(c))
+        .transpose()?;
+    let page = notifications::page(
+        &state.store,
+        viewer,
+        cursor,
+        limit,
+        state.settings.latest_actors,
+    )
+    .await?;
+    Ok(Json(page))
+}
+
+/// How many notifications the viewer has not read.
+#[utoipa::path(
+    get,
+    path = "/v1/notifications/unread",
+    responses(
+        (status = 200, description = "The unread count", body = notifications::Unread),
+        (status = 401, description = "Missing or invalid bearer token", body = error::ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
+async fn get_unread(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+) -> Result<Json<notifications::Unread>, ApiError> {
+    Ok(Json(notifications::unread(&state.store, viewer).await?))
+}
+
+/// Marks every notification listed now as read.
+#[utoipa::path(
+    post,
+    path = "/v1/notifications/read",
+    responses(
+        (status = 204, description = "Marked"),
+        (status = 401, description = "Missing or invalid bearer token", body = error::ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
+async fn post_read(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+) -> Result<StatusCode, ApiError> {
+    notifications::mark_read(&state.store, viewer).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The viewer's story tray: authors with unseen stories first, then by newest story.
+#[utoipa::path(
+    get,
+    path = "/v1/stories/tray",
+    responses(
+        (status = 200, description = "The tray", body = stories::Tray),
+        (status = 401, description = "Missing or invalid bearer token", body = error::ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
+async fn get_tray(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+) -> Result<Json<stories::Tray>, ApiError> {
+    Ok(Json(stories::tray(&state.store, viewer, now_ms()).await?))
+}
+
+/// Who saw one of the viewer's live stories, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/stories/{id}/viewers",
+    params(
+        ("id" = u64, Path, description = "story id"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("limit" = Option<usize>, Query, description = "items per page, 1 to 100, default 20")
+    ),
+    responses(
+        (status = 200, description = "A page of viewers", body = stories::ViewerPage),
+        (status = 400, description = "A bad id, cursor or limit", body = error::ErrorResponse),
+        (status = 401, description = "Missing or invalid bearer token", body = error::ErrorResponse),
+        (status = 403, description = "The story is someone else's", body = error::ErrorResponse),
+        (status = 404, description = "No such live story", body = error::ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
+async fn get_story_viewers(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<stories::ViewerPage>, ApiError> {
+    let story = path_id(&id, "story")?;
+    let limit = page_limit(&params)?;
+    let cursor = params
+        .get("cursor")
+        .map(|c| Cursor::decode(c))
+        .transpose()?;
+    match stories::viewers(&state.store, viewer, story, cursor, limit, now_ms()).await? {
+        Ok(page) => Ok(Json(page)),
+        Err(stories::Refusal::NotFound) => Err(ApiError::NotFound(format!(
+            "there is no live story {story}"
+        ))),
+        Err(stories::Refusal::NotTheAuthor) => Err(ApiError::Forbidden(
+            "only the author of a story sees who viewed it".into(),
+        )),
+    }
 }
 
 /// Healthy when Redis answers.

@@ -61,6 +61,32 @@ impl Store {
         Ok(Replies(values.into_iter()))
     }
 
+    /// Runs a Lua script (by digest, loading it when Redis does not know it yet); every key it
+    /// touches is in `keys`, all in one hash slot.
+    pub async fn script<T: FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        keys: &[String],
+        args: &[String],
+    ) -> Result<T, RedisError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        for arg in args {
+            invocation.arg(arg);
+        }
+        invocation.invoke_async(&mut conn).await
+    }
+
+    /// Sets a string key to `value` unless it already holds a larger number (a marker that
+    /// only moves forward, whatever order concurrent requests land in).
+    pub async fn raise(&self, key: &str, value: i64) -> Result<i64, RedisError> {
+        self.script(&RAISE, &[key.to_owned()], &[value.to_string()])
+            .await
+    }
+
     pub async fn ping(&self) -> Result<(), RedisError> {
         let mut conn = self.conn.clone();
         redis::cmd("PING")
@@ -69,6 +95,14 @@ impl Store {
             .map(drop)
     }
 }
+
+static RAISE: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        "local v = tonumber(redis.call('GET', KEYS[1]) or '') \
+         if v == nil or v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) \
+         return tonumber(ARGV[1]) end return v",
+    )
+});
 
 /// The replies of a pipeline, taken in the order the commands were added.
 #[derive(Debug)]
