@@ -57,6 +57,17 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Print the effective configuration (defaults, file, environment) as TOML-like JSON.
     Config,
+    /// The Parquet warehouse under `warehouse.root`: the sink job.
+    #[command(subcommand)]
+    Warehouse(WarehouseCommand),
+}
+
+/// `aperture warehouse …`: thin wiring into `aperture_warehouse`.
+#[derive(Debug, Subcommand)]
+enum WarehouseCommand {
+    /// Consume the events topic into Hive-partitioned Parquet, exactly once, until ctrl-c or
+    /// SIGTERM (which commit what is buffered first). Metrics on `warehouse.metrics-listen`.
+    Sink,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -153,6 +164,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&config)?);
                 Ok(())
             }
+            Command::Warehouse(command) => warehouse_cmd(&config, command).await,
         }
     })
 }
@@ -252,6 +264,44 @@ async fn run_jobs(
     shutdown.cancel();
     metrics_server.await??;
     Ok(result?)
+}
+
+async fn warehouse_cmd(config: &Config, command: WarehouseCommand) -> anyhow::Result<()> {
+    match command {
+        WarehouseCommand::Sink => {
+            let shutdown = shutdown_on_signal();
+            let metrics = aperture_ingest::metrics::install();
+            aperture_warehouse::metrics::describe();
+            let listen = config.warehouse.metrics_listen;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("while binding the metrics endpoint {listen}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "sink metrics on /metrics");
+            let router = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || std::future::ready(metrics.render())),
+            );
+            let metrics_server = tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                    .into_future(),
+            );
+            let sink_config = config.clone();
+            let token = shutdown.clone();
+            let sink = tokio::task::spawn_blocking(move || {
+                aperture_warehouse::sink::run(&sink_config, token)
+            });
+            let result = sink.await.context("the sink thread panicked")?;
+            shutdown.cancel();
+            metrics_server.await??;
+            let summary = result.context("while running the warehouse sink")?;
+            eprintln!(
+                "sink stopped after {} commits: {} rows, {} records skipped",
+                summary.commits, summary.rows, summary.skipped
+            );
+            Ok(())
+        }
+    }
 }
 
 /// A token cancelled by ctrl-c or SIGTERM: the one shutdown path of every long-running command.

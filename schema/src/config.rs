@@ -244,6 +244,11 @@ pub struct WarehouseConfig {
     pub roll_interval: Duration,
     /// Most rows in one Parquet row group. Default 262,144.
     pub row_group_size: usize,
+    /// Files of one table and day smaller than this many bytes (as stored) are merged by
+    /// compaction. Default 256 MiB.
+    pub compact_target_size: u64,
+    /// Prometheus endpoint of `aperture warehouse sink`. Default `127.0.0.1:9102`.
+    pub metrics_listen: SocketAddr,
 }
 
 /// Shortest `warehouse.roll-interval`: every commit fsyncs its files and the manifest, and
@@ -384,6 +389,9 @@ impl Config {
         if self.warehouse.row_group_size == 0 {
             return fail("warehouse.row-group-size is 0; it must be at least 1 row".into());
         }
+        if self.warehouse.compact_target_size == 0 {
+            return fail("warehouse.compact-target-size is 0; it must be at least 1 byte".into());
+        }
         Ok(())
     }
 
@@ -417,6 +425,7 @@ mod tests {
         assert_eq!(c.warehouse.roll_size, 128 << 20);
         assert_eq!(c.warehouse.roll_interval, Duration::from_secs(60));
         assert_eq!(c.warehouse.row_group_size, 262_144);
+        assert_eq!(c.warehouse.compact_target_size, 256 << 20);
     }
 
     #[test]
@@ -433,6 +442,11 @@ mod tests {
                 "APERTURE__WAREHOUSE__ROW_GROUP_SIZE",
                 "0",
                 "warehouse.row-group-size",
+            ),
+            (
+                "APERTURE__WAREHOUSE__COMPACT_TARGET_SIZE",
+                "0",
+                "warehouse.compact-target-size",
             ),
         ] {
             Jail::expect_with(|jail| {

@@ -27,6 +27,7 @@ pub mod keys;
 pub mod state;
 pub mod topics;
 pub mod validate;
+pub mod warehouse;
 
 pub use config::Config;
 pub use decode::{Origin, decode, decode_value};
