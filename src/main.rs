@@ -57,7 +57,7 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Print the effective configuration (defaults, file, environment) as TOML-like JSON.
     Config,
-    /// The Parquet warehouse under `warehouse.root`: the sink job.
+    /// The Parquet warehouse under `warehouse.root`: the sink job and compaction.
     #[command(subcommand)]
     Warehouse(WarehouseCommand),
 }
@@ -68,6 +68,17 @@ enum WarehouseCommand {
     /// Consume the events topic into Hive-partitioned Parquet, exactly once, until ctrl-c or
     /// SIGTERM (which commit what is buffered first). Metrics on `warehouse.metrics-listen`.
     Sink,
+    /// Merge each (table, day)'s small files into large sorted ones; safe beside a running sink,
+    /// idempotent, atomic for readers.
+    Compact {
+        /// Only this table (users, follows, posts, stories, likes, comments, shares, saves,
+        /// views, negative_feedback).
+        #[arg(long)]
+        table: Option<String>,
+        /// Only this day, YYYY-MM-DD.
+        #[arg(long)]
+        dt: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -267,6 +278,7 @@ async fn run_jobs(
 }
 
 async fn warehouse_cmd(config: &Config, command: WarehouseCommand) -> anyhow::Result<()> {
+    use aperture_warehouse::compact;
     match command {
         WarehouseCommand::Sink => {
             let shutdown = shutdown_on_signal();
@@ -298,6 +310,32 @@ async fn warehouse_cmd(config: &Config, command: WarehouseCommand) -> anyhow::Re
             eprintln!(
                 "sink stopped after {} commits: {} rows, {} records skipped",
                 summary.commits, summary.rows, summary.skipped
+            );
+            Ok(())
+        }
+        WarehouseCommand::Compact { table, dt } => {
+            let filter = compact::Filter {
+                table: table
+                    .map(|name| {
+                        aperture_schema::warehouse::Table::parse(&name)
+                            .with_context(|| format!("--table {name:?} is not a warehouse table"))
+                    })
+                    .transpose()?,
+                day: dt
+                    .map(|d| {
+                        aperture_warehouse::layout::parse_date(&d)
+                            .with_context(|| format!("--dt {d:?} is not a date (YYYY-MM-DD)"))
+                    })
+                    .transpose()?,
+            };
+            let settings = compact::Settings::from_config(config);
+            let report = tokio::task::spawn_blocking(move || compact::compact(&settings, &filter))
+                .await
+                .context("the compaction thread panicked")?
+                .context("while compacting the warehouse")?;
+            eprintln!(
+                "compacted {} partitions: {} files into {}, {} rows",
+                report.partitions, report.inputs, report.outputs, report.rows
             );
             Ok(())
         }

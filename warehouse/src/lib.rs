@@ -1,5 +1,6 @@
 //! The Parquet warehouse for data scientists: a sink job that writes the events topic as
-//! Hive-partitioned Parquet, one table per event family, exactly once.
+//! Hive-partitioned Parquet, one table per event family, exactly once; compaction of its small
+//! files; and (in [`sql`]) a DataFusion catalog over it with the rollups the project owns.
 //!
 //! # Layout
 //!
@@ -8,7 +9,7 @@
 //!   where the sink resumes. [`recover`]: bringing a root in line with it.
 //! - [`rows`]: events into sorted Arrow batches, with the table definitions of
 //!   `aperture_schema::warehouse`. [`files`]: writing and reading the Parquet files.
-//! - [`sink`]: the consume loop and its commit.
+//! - [`sink`]: the consume loop and its commit. [`compact`]: merging small files.
 //! - [`metrics`]: metric names. [`failpoint`]: crash points for the crash tests.
 //!
 //! # Exactly once
@@ -48,6 +49,7 @@
 //! so they are reported once, there) are skipped and counted by rule, in metrics and in the
 //! manifest; their offsets are committed like any other, so they are never read twice.
 
+pub mod compact;
 pub mod error;
 pub mod failpoint;
 pub mod files;

@@ -4,7 +4,7 @@
 //! a Hive-style reader does (listing the table folders, skipping `.`/`_` names).
 //!
 //! Child processes: a crash test re-runs its own test binary with `--exact child_process
-//! --ignored` and [`CHILD_ENV`] naming what to run (`sink`), so the sink dies by a
+//! --ignored` and [`CHILD_ENV`] naming what to run (`sink` or `compact`), so the sink dies by a
 //! real SIGKILL or a real `abort()` at a crash point, with the configuration passed as
 //! `APERTURE__*` variables exactly as the `aperture` binary reads it.
 
@@ -27,7 +27,7 @@ use arrow::record_batch::RecordBatch;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use tokio_util::sync::CancellationToken;
 
-/// Names what a child process runs: `sink`.
+/// Names what a child process runs: `sink` or `compact`.
 pub const CHILD_ENV: &str = "APERTURE_WAREHOUSE_TEST_CHILD";
 
 pub fn unique(name: &str) -> String {
@@ -231,7 +231,7 @@ fn config_env(config: &Config) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Starts this test binary again as a child running `what` (`sink`) on `config`,
+/// Starts this test binary again as a child running `what` (`sink` or `compact`) on `config`,
 /// with a crash point armed when `failpoint` is given. Its log goes to `<root>/../<what>.log`.
 pub fn spawn_child(config: &Config, what: &str, failpoint: Option<&str>) -> Child {
     let log_path = config.warehouse.root.with_extension(format!("{what}.log"));
@@ -289,6 +289,11 @@ pub fn child_main() {
             // Runs until killed: the crash tests never stop it gracefully.
             aperture_warehouse::sink::run(&config, CancellationToken::new())
                 .expect("the sink runs");
+        }
+        "compact" => {
+            let settings = aperture_warehouse::compact::Settings::from_config(&config);
+            aperture_warehouse::compact::compact(&settings, &Default::default())
+                .expect("compaction runs");
         }
         other => panic!("{CHILD_ENV}={other} names nothing to run"),
     }
