@@ -17,7 +17,7 @@
 //! about zero. Only tags posted by at least `trending.min-accounts` distinct accounts inside
 //! the window are listed, so one account posting a tag 500 times does not trend it.
 //!
-//! "Now" is the trending job's event-time watermark (the newest post time it has applied), so
+//! "Now" is the trending job's event-time watermark (the newest tagged post it has counted), so
 //! a replayed or simulated log trends as it did live; `at` (ms) asks for another instant.
 //! Answers are computed from a few hundred bucket reads at most and kept for
 //! [`CACHE_FOR`] per (window, limit, now rounded to the fine grain).
@@ -290,7 +290,7 @@ pub async fn page(
     Ok(page)
 }
 
-/// The trending job's watermark: the newest post time applied on any partition.
+/// The trending job's watermark: the newest tagged post counted on any partition.
 async fn watermark(store: &Store, partitions: u32) -> Result<Option<i64>, RedisError> {
     let mut pipe = redis::pipe();
     for p in 0..partitions {

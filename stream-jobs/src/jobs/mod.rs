@@ -36,6 +36,15 @@ pub trait Job: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// For a job with an allowed lateness: whether `event` is placed in a window by its own
+    /// event time. Only such events move the partition's watermark and can be late; the others
+    /// (events the job ignores, or a delete that retracts from the window of what it deletes)
+    /// are always applied.
+    fn windowed(&self, event: &Envelope) -> bool {
+        let _ = event;
+        true
+    }
+
     /// Housekeeping a worker runs now and then (every `stories.sweep-every`), outside any
     /// batch: sweeping what expired. `now_ms` is wall-clock time. Returns how much it removed.
     /// It must be idempotent: several workers may run it.

@@ -80,8 +80,9 @@ impl Trending {
     }
 }
 
-/// The events of one partition (in offset order) that a job with `allowed_ms` of lateness
-/// dead-letters: those more than that behind the highest event time before them.
+/// The tagged posts of one partition (events in offset order) that trending, with
+/// `allowed_ms` of lateness, dead-letters: those more than that behind the highest time of a
+/// tagged post before them. Other events are never late.
 pub fn late_events<'a>(
     partition: impl IntoIterator<Item = &'a Envelope>,
     allowed_ms: i64,
@@ -89,6 +90,9 @@ pub fn late_events<'a>(
     let mut watermark: Option<i64> = None;
     let mut late = BTreeSet::new();
     for e in partition {
+        if !matches!(&e.event, Event::PostCreated(p) if !p.hashtags.is_empty()) {
+            continue;
+        }
         match watermark {
             Some(w) if e.ts < w - allowed_ms => {
                 late.insert(e.event_id.clone());

@@ -195,7 +195,7 @@ impl JobScript {
         let mut kept = Vec::with_capacity(events.len());
         let mut late = Vec::new();
         for &(offset, e) in events {
-            if offset < lane.from {
+            if offset < lane.from || !self.job.windowed(e) {
                 kept.push((offset, e));
                 continue;
             }

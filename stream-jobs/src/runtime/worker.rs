@@ -521,8 +521,15 @@ impl Worker {
             match self.dead_letters.send(dead) {
                 Ok(()) => {
                     metrics::counter!(m::DEAD_LETTERS).increment(dead.len() as u64);
-                    for d in dead {
-                        tracing::warn!(partition = d.partition, offset = d.offset, reason = %d.reason, "dead letter");
+                    // One line per batch: a burst of bad or late input must not flood the log.
+                    if let Some(first) = dead.first() {
+                        tracing::warn!(
+                            count = dead.len(),
+                            partition = first.partition,
+                            offset = first.offset,
+                            reason = %first.reason,
+                            "dead letters (the first shown)"
+                        );
                     }
                     return true;
                 }

@@ -76,6 +76,12 @@ impl Job for Trending {
         Some(config.trending.allowed_lateness)
     }
 
+    /// Only a tagged post lands in a bucket by its own time; a delete retracts from its post's
+    /// buckets whenever it arrives.
+    fn windowed(&self, event: &Envelope) -> bool {
+        matches!(&event.event, Event::PostCreated(p) if !p.hashtags.is_empty())
+    }
+
     fn maintain(
         &self,
         con: &mut dyn redis::ConnectionLike,
