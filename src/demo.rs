@@ -1,8 +1,8 @@
 //! `aperture demo`: the main job on embedded defaults, the whole pipeline on localhost. Create
 //! the topics, start the ingest API and a stream worker running every job, generate a workload
 //! and send it through the API as apps would, read the events back from the topic, wait until
-//! the jobs have applied all of them, start the read API, and print a ready-to-run `curl` for a
-//! real user's home feed.
+//! the jobs have applied all of them, start the read API, show a real user's home feed and the
+//! trending tags, and print ready-to-run `curl` commands for every read endpoint.
 
 use std::time::Duration;
 
@@ -147,9 +147,15 @@ pub async fn run(
     let token = aperture_serving::auth::Tokens::new(&config.serving.jwt_secret)
         .mint(viewer, config.serving.token_ttl);
     show_feed(&read_url, &token, viewer).await?;
+    show_trending(&read_url).await?;
     println!(
         "\ntry it:\n  curl -s -H 'authorization: Bearer {token}' '{read_url}/v1/feed?limit=5'\n  \
          curl -s -H 'authorization: Bearer {token}' {read_url}/v1/users/{viewer}\n  \
+         curl -s -H 'authorization: Bearer {token}' '{read_url}/v1/notifications?limit=5'\n  \
+         curl -s -H 'authorization: Bearer {token}' {read_url}/v1/notifications/unread\n  \
+         curl -s -H 'authorization: Bearer {token}' {read_url}/v1/stories/tray\n  \
+         curl -s '{read_url}/v1/trending?window=1h&limit=10'\n  \
+         curl -s '{read_url}/v1/trending?window=24h&limit=10'\n  \
          curl -s {read_url}/openapi.json\n  curl -s {base_url}/metrics | grep aperture_\n  \
          curl -s -XPOST {base_url}/v1/events -H 'content-type: application/json' -d \
          '{{\"v\":1,\"event_id\":\"demo-{}\",\"type\":\"follow\",\"actor_id\":1,\"ts\":{},\"target_id\":2}}'\n  \
@@ -264,6 +270,27 @@ async fn show_feed(read_url: &str, token: &str, viewer: u64) -> anyhow::Result<(
             item["media_type"].as_str().unwrap_or(""),
             item["author_username"].as_str().unwrap_or(""),
             item["like_count"],
+        );
+    }
+    Ok(())
+}
+
+async fn show_trending(read_url: &str) -> anyhow::Result<()> {
+    let page: serde_json::Value = reqwest::Client::new()
+        .get(format!("{read_url}/v1/trending?window=1h&limit=5"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    println!("\ntrending in the last hour of the workload (score, posts, usual posts per hour):");
+    for item in page["items"].as_array().into_iter().flatten() {
+        println!(
+            "  #{:<20} {:>7.1} {:>6} {:>8.1}",
+            item["tag"].as_str().unwrap_or(""),
+            item["score"].as_f64().unwrap_or(0.0),
+            item["count"],
+            item["previous"].as_f64().unwrap_or(0.0),
         );
     }
     Ok(())
