@@ -12,7 +12,9 @@ mod support;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use aperture_schema::event::{MediaType, PostCreated, PostRef, UserCreated};
+use aperture_schema::event::{
+    Audience, MediaType, PostCreated, PostRef, StoryCreated, StoryMediaType, Target, UserCreated,
+};
 use aperture_schema::{Config, Envelope, Event};
 use aperture_serving::auth::Tokens;
 use aperture_serving::trending::{Window, rank};
@@ -527,4 +529,128 @@ fn a_viral_post_liked_ten_thousand_times_in_a_minute_is_one_notification_per_win
         let (_, unread) = api.get(star, "/v1/notifications/unread", &[]).await;
         assert_eq!(unread["unread"], 2);
     });
+}
+
+#[test]
+fn stories_expire_after_24_hours_even_when_a_ttl_is_missed() {
+    let config = test_config("stories-expire", 2);
+    let now = now_ms();
+    let hour = 3_600_000;
+    let ev = |n: u64, actor: u64, ts: i64, event: Event| Envelope {
+        v: 1,
+        event_id: format!("exp-{n}"),
+        actor_id: actor,
+        ts,
+        event,
+    };
+    let user = |n: u64, id: u64| {
+        ev(
+            n,
+            id,
+            now - 30 * hour,
+            Event::UserCreated(UserCreated {
+                username: format!("teller{id}"),
+                display_name: None,
+                private: false,
+                verified: false,
+            }),
+        )
+    };
+    let story = |n: u64, id: u64, ts: i64| {
+        ev(
+            n,
+            1,
+            ts,
+            Event::StoryCreated(StoryCreated {
+                story_id: id,
+                media_type: StoryMediaType::Photo,
+                media: vec![format!("s/{id}.jpg")],
+                audience: Audience::Followers,
+            }),
+        )
+    };
+    let events = vec![
+        user(1, 1),
+        user(2, 2),
+        ev(
+            3,
+            2,
+            now - 29 * hour,
+            Event::Follow(Target { target_id: 1 }),
+        ),
+        // A day and an hour old: gone on arrival.
+        story(4, 41, now - 25 * hour),
+        // Live, and then its TTL goes missing below.
+        story(5, 42, now - 2 * hour),
+        story(6, 43, now - hour),
+    ];
+    create_topics(&config);
+    produce(&config, &events);
+    let worker = RunningWorker::start_jobs(
+        &config,
+        aperture_stream_jobs::jobs::by_names(&["graph".into(), "stories".into()]).unwrap(),
+    );
+    wait_caught_up(&config, &["graph", "stories"], Duration::from_secs(60));
+    worker.stop();
+
+    let k = config.keyspace();
+    let mut con = redis(&config);
+    let exists = |con: &mut redis::Connection, key: String| -> bool {
+        redis::cmd("EXISTS").arg(key).query(con).unwrap()
+    };
+    assert!(
+        !exists(&mut con, k.story(41)),
+        "a story older than 24 h is not kept"
+    );
+    // Story 42's TTLs are lost and its time says it is 25 hours old: only the clock check of
+    // the read API and the sweep stand between it and a viewer.
+    let old = (now - 25 * hour).to_string();
+    let _: () = redis::cmd("PERSIST")
+        .arg(k.story(42))
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("PERSIST")
+        .arg(k.stories(1))
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(k.story(42))
+        .arg("ts")
+        .arg(&old)
+        .query(&mut con)
+        .unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg(k.stories(1))
+        .arg(&old)
+        .arg(42)
+        .query(&mut con)
+        .unwrap();
+
+    with_api(&config, |api| async move {
+        let (status, tray) = api.get(2, "/v1/stories/tray", &[]).await;
+        assert_eq!(status, 200);
+        let ids: Vec<u64> = tray["items"][0]["stories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["story_id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, [43], "{tray}");
+        let (status, _) = api.get(1, "/v1/stories/42/viewers", &[]).await;
+        assert_eq!(status, 404, "an expired story has no viewer list");
+    });
+
+    let removed = aperture_stream_jobs::jobs::stories::sweep(&mut con, &k, now_ms()).unwrap();
+    assert!(
+        removed >= 2,
+        "the sweep removes the entry and the metadata: {removed}"
+    );
+    assert!(!exists(&mut con, k.story(42)));
+    let live: Vec<String> = redis::cmd("ZRANGE")
+        .arg(k.stories(1))
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(live, ["43"]);
 }
