@@ -60,6 +60,20 @@ enum Command {
     /// The Parquet warehouse under `warehouse.root`: the sink job and compaction.
     #[command(subcommand)]
     Warehouse(WarehouseCommand),
+    /// SQL over the warehouse (DataFusion): one query, or an interactive shell without one.
+    Sql(SqlArgs),
+}
+
+#[derive(Debug, Args)]
+struct SqlArgs {
+    /// The query; without it, statements are read from stdin (a prompt on a terminal).
+    query: Option<String>,
+    /// table, csv, json (one object per line) or parquet.
+    #[arg(long, default_value = "table", value_parser = ["table", "csv", "json", "parquet"])]
+    format: String,
+    /// Write the result to this file instead of stdout.
+    #[arg(long)]
+    output: Option<PathBuf>,
 }
 
 /// `aperture warehouse …`: thin wiring into `aperture_warehouse`.
@@ -79,6 +93,8 @@ enum WarehouseCommand {
         #[arg(long)]
         dt: Option<String>,
     },
+    /// Print the data dictionary (Markdown) generated from the table and rollup definitions.
+    Dictionary,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -176,6 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Warehouse(command) => warehouse_cmd(&config, command).await,
+            Command::Sql(args) => sql_cmd(&config, args).await,
         }
     })
 }
@@ -339,7 +356,53 @@ async fn warehouse_cmd(config: &Config, command: WarehouseCommand) -> anyhow::Re
             );
             Ok(())
         }
+        WarehouseCommand::Dictionary => {
+            print!("{}", aperture_warehouse::sql::dictionary::markdown().await?);
+            Ok(())
+        }
     }
+}
+
+async fn sql_cmd(config: &Config, args: SqlArgs) -> anyhow::Result<()> {
+    use aperture_warehouse::sql::{self, Format};
+    use std::io::{IsTerminal, Write};
+    // The value parser admits only the four names.
+    let format = Format::parse(&args.format).context("--format")?;
+    let ctx = sql::context(&config.warehouse.root)
+        .await
+        .context("while opening the warehouse")?;
+    let Some(query) = args.query else {
+        anyhow::ensure!(args.output.is_none(), "--output needs a query");
+        let mut stdin = std::io::stdin().lock();
+        return Ok(sql::shell::run(
+            &ctx,
+            &mut stdin,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+            format,
+        )
+        .await?);
+    };
+    let (schema, batches) = sql::query(&ctx, &query).await?;
+    match args.output {
+        Some(path) => {
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(&path)
+                    .with_context(|| format!("while creating {}", path.display()))?,
+            );
+            sql::output::write(&schema, &batches, format, &mut file)?;
+            file.flush()
+                .with_context(|| format!("while writing {}", path.display()))?;
+        }
+        None => {
+            anyhow::ensure!(
+                format != Format::Parquet || !std::io::stdout().is_terminal(),
+                "--format parquet is binary; give --output <file> or redirect stdout"
+            );
+            sql::output::write(&schema, &batches, format, &mut std::io::stdout().lock())?;
+        }
+    }
+    Ok(())
 }
 
 /// A token cancelled by ctrl-c or SIGTERM: the one shutdown path of every long-running command.

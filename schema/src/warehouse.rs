@@ -379,7 +379,7 @@ const EVENT_ID_COLUMN: Column = column(
 const EVENT_TYPE_COLUMN: Column = column(
     EVENT_TYPE,
     false,
-    "the event's wire type, one of this table's event types",
+    "the event's wire type",
     Value::Enum(|e| Some(e.kind().as_str())),
 );
 const TS_COLUMN: Column = column(

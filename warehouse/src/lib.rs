@@ -10,6 +10,8 @@
 //! - [`rows`]: events into sorted Arrow batches, with the table definitions of
 //!   `aperture_schema::warehouse`. [`files`]: writing and reading the Parquet files.
 //! - [`sink`]: the consume loop and its commit. [`compact`]: merging small files.
+//! - [`sql`]: the DataFusion catalog, the rollup views, output formats, the shell and the
+//!   data dictionary.
 //! - [`metrics`]: metric names. [`failpoint`]: crash points for the crash tests.
 //!
 //! # Exactly once
@@ -60,6 +62,7 @@ pub mod metrics;
 pub mod recover;
 pub mod rows;
 pub mod sink;
+pub mod sql;
 
 pub use error::WarehouseError;
 pub use manifest::Manifest;

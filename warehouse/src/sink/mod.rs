@@ -114,6 +114,31 @@ pub fn run(config: &Config, shutdown: CancellationToken) -> Result<Summary, Ware
     Sink::open(config, shutdown)?.run()
 }
 
+/// Writes `events` into the warehouse at `root` as one commit, without reading a topic: for
+/// fixtures, golden tests and benchmarks. The manifest records `source` as the root's topic
+/// (so a sink of a real topic refuses the root) and no offsets. Events without a warehouse day
+/// are skipped and counted, as the sink does.
+pub fn write_events(
+    root: &std::path::Path,
+    source: &str,
+    events: Vec<aperture_schema::Envelope>,
+    row_group_size: usize,
+) -> Result<Committed, WarehouseError> {
+    let (_lock, mut manifest, _) = open_for_sink(root, source)?;
+    let mut buffer = Buffer::default();
+    for event in events {
+        match day_of(event.ts) {
+            Some(day) => {
+                let size = event.event_id.len() + 64;
+                buffer.push(Table::of(event.kind()), day, event, size);
+            }
+            None => buffer.skip(TS_OUT_OF_RANGE),
+        }
+    }
+    let offsets = manifest.offsets.clone();
+    commit::commit(root, row_group_size, &mut manifest, buffer.take(), &offsets)
+}
+
 impl Sink {
     /// Connects to the broker, takes the root (lock, manifest, repairs) and assigns every
     /// partition at the manifest's offsets.

@@ -1,0 +1,218 @@
+//! The DataFusion catalog of a warehouse root: its tables and the project's rollups.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use aperture_schema::warehouse::{DT, Table};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use super::SqlError;
+use crate::layout::table_dir;
+
+/// A rollup the project owns: a view defined by one SQL file of `warehouse/sql/`, whose
+/// leading comment documents it (see [`View::doc`] and [`View::column_docs`]).
+#[derive(Debug, Clone, Copy)]
+pub struct View {
+    pub name: &'static str,
+    /// The file's text: the comment, then `CREATE VIEW <name> AS …`.
+    pub sql: &'static str,
+}
+
+/// Every rollup, registered as a view in every catalog.
+pub const VIEWS: &[View] = &[
+    View {
+        name: "creator_daily",
+        sql: include_str!("../../sql/creator_daily.sql"),
+    },
+    View {
+        name: "creator_top_posts",
+        sql: include_str!("../../sql/creator_top_posts.sql"),
+    },
+    View {
+        name: "hashtag_daily",
+        sql: include_str!("../../sql/hashtag_daily.sql"),
+    },
+    View {
+        name: "follower_growth",
+        sql: include_str!("../../sql/follower_growth.sql"),
+    },
+];
+
+impl View {
+    /// The leading comment's prose, before its `Columns:` list, as one paragraph per blank
+    /// comment line.
+    pub fn doc(&self) -> String {
+        let mut paragraphs: Vec<String> = vec![String::new()];
+        for line in self.comment() {
+            if line.trim() == "Columns:" {
+                break;
+            }
+            let text = line.trim();
+            if text.is_empty() {
+                paragraphs.push(String::new());
+            } else if let Some(last) = paragraphs.last_mut() {
+                if !last.is_empty() {
+                    last.push(' ');
+                }
+                last.push_str(text);
+            }
+        }
+        paragraphs.retain(|p| !p.is_empty());
+        paragraphs.join("\n\n")
+    }
+
+    /// The `Columns:` list of the leading comment: `name  meaning`, a meaning continued on
+    /// lines indented further.
+    pub fn column_docs(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut in_columns = false;
+        for line in self.comment() {
+            if line.trim() == "Columns:" {
+                in_columns = true;
+                continue;
+            }
+            if !in_columns || line.trim().is_empty() {
+                continue;
+            }
+            let indent = line.len() - line.trim_start().len();
+            match (indent, out.last_mut()) {
+                (2, _) => {
+                    let text = line.trim();
+                    let (name, doc) = text.split_once(' ').unwrap_or((text, ""));
+                    out.push((name.to_owned(), doc.trim().to_owned()));
+                }
+                (_, Some((_, doc))) => {
+                    doc.push(' ');
+                    doc.push_str(line.trim());
+                }
+                (_, None) => {}
+            }
+        }
+        out
+    }
+
+    /// The lines of the leading comment, without their `--`.
+    fn comment(&self) -> impl Iterator<Item = &'static str> {
+        self.sql
+            .lines()
+            .take_while(|l| l.starts_with("--"))
+            .map(|l| {
+                let text = l.trim_start_matches("--");
+                text.strip_prefix(' ').unwrap_or(text)
+            })
+    }
+}
+
+/// A session over the warehouse at `root`: every table and every rollup view registered.
+/// A table with no files yet is an empty table of the same schema.
+pub async fn context(root: &Path) -> Result<SessionContext, SqlError> {
+    with_tables(Some(root)).await
+}
+
+/// A session whose tables are all empty: for planning (the data dictionary's view columns).
+pub async fn empty() -> Result<SessionContext, SqlError> {
+    with_tables(None).await
+}
+
+async fn with_tables(root: Option<&Path>) -> Result<SessionContext, SqlError> {
+    let config = SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("aperture", "warehouse");
+    let ctx = SessionContext::new_with_config(config);
+    for table in Table::ALL {
+        let provider: Arc<dyn TableProvider> = match root {
+            Some(root) => provider(root, table)?,
+            None => Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?),
+        };
+        ctx.register_table(table.name(), provider)?;
+    }
+    for view in VIEWS {
+        ctx.sql(view.sql)
+            .await
+            .map_err(|source| SqlError::View {
+                view: view.name,
+                source,
+            })?
+            .collect()
+            .await?;
+    }
+    Ok(ctx)
+}
+
+/// The schema of `table` as the files store it, without `dt`, which the listing table takes
+/// from the folder name instead (so a filter on it prunes folders).
+fn file_schema(table: Table) -> SchemaRef {
+    let full = table.schema();
+    Arc::new(Schema::new(
+        full.fields()
+            .iter()
+            .filter(|f| f.name() != DT)
+            .cloned()
+            .collect::<Vec<_>>(),
+    ))
+}
+
+fn provider(root: &Path, table: Table) -> Result<Arc<dyn TableProvider>, SqlError> {
+    let dir = table_dir(root, table);
+    if !dir.is_dir() {
+        return Ok(Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?));
+    }
+    let dir = std::path::absolute(&dir).map_err(|source| SqlError::Io {
+        action: "resolve the warehouse root",
+        source,
+    })?;
+    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![(DT.to_owned(), DataType::Date32)]);
+    let config = ListingTableConfig::new(url)
+        .with_listing_options(options)
+        .with_schema(file_schema(table));
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_view_file_creates_the_view_it_is_named_for_and_documents_it() {
+        for view in VIEWS {
+            let statement = view
+                .sql
+                .lines()
+                .find(|l| !l.starts_with("--"))
+                .unwrap_or_default();
+            assert_eq!(statement, format!("CREATE VIEW {} AS", view.name));
+            assert!(!view.doc().is_empty(), "{} has no description", view.name);
+            assert!(
+                view.column_docs().len() >= 3,
+                "{} documents its columns",
+                view.name
+            );
+        }
+    }
+
+    #[test]
+    fn column_docs_join_continued_lines() {
+        let view = View {
+            name: "v",
+            sql: "-- What v is,\n-- on two lines.\n--\n-- More.\n--\n-- Columns:\n--   a   first\n--       and more\n--   b   second\nCREATE VIEW v AS SELECT 1",
+        };
+        assert_eq!(view.doc(), "What v is, on two lines.\n\nMore.");
+        assert_eq!(
+            view.column_docs(),
+            [
+                ("a".to_owned(), "first and more".to_owned()),
+                ("b".to_owned(), "second".to_owned())
+            ]
+        );
+    }
+}

@@ -1,0 +1,65 @@
+//! SQL over the warehouse with DataFusion, for `aperture sql` and for tests and benchmarks.
+//!
+//! - [`catalog`]: a [`SessionContext`] with every table registered as a listing table over its
+//!   folder (`dt` a Date32 partition column, so a filter on `dt` skips whole folders, and
+//!   Parquet statistics skip row groups) and the rollups of `warehouse/sql/` as views.
+//! - [`output`]: results as a pretty table, CSV, JSON lines or Parquet.
+//! - [`shell`]: the interactive `aperture sql` prompt.
+//! - [`dictionary`]: the data dictionary, generated from the table definitions and the views.
+//!
+//! SQL is read-only here: statements that write (`INSERT`, `COPY`) are refused, because files
+//! written into the table folders by anything but the sink and compaction would bypass the
+//! manifest.
+
+pub mod catalog;
+pub mod dictionary;
+pub mod output;
+pub mod shell;
+
+use datafusion::error::DataFusionError;
+use datafusion::prelude::SessionContext;
+
+pub use catalog::{VIEWS, View, context};
+pub use output::Format;
+
+/// Why a query could not be answered or its result not written.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// The query is wrong, or DataFusion failed running it; the message says which.
+    #[error("{0}")]
+    DataFusion(#[from] DataFusionError),
+    #[error("could not write the result: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("could not write the result as parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("could not {action}: {source}")]
+    Io {
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("bug: rollup {view} does not plan: {source}")]
+    View {
+        view: &'static str,
+        #[source]
+        source: DataFusionError,
+    },
+}
+
+/// Runs one statement and returns its result (empty for statements that return nothing).
+pub async fn query(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<
+    (
+        arrow::datatypes::SchemaRef,
+        Vec<arrow::record_batch::RecordBatch>,
+    ),
+    SqlError,
+> {
+    let options = datafusion::execution::context::SQLOptions::new().with_allow_dml(false);
+    let frame = ctx.sql_with_options(sql, options).await?;
+    let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await?;
+    Ok((schema, batches))
+}

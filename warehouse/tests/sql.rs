@@ -1,0 +1,238 @@
+//! SQL over the warehouse: the rollups against golden outputs computed by hand from a small
+//! hand-written event set (`tests/golden/`), the tables and their `dt` partitions as DataFusion
+//! sees them, the refusal to write, the shell, and the data dictionary being current.
+//!
+//! Set `APERTURE_BLESS=1` to rewrite the golden outputs and `docs/data-dictionary.md` from the
+//! current code; review the diff before committing it.
+
+use std::path::{Path, PathBuf};
+
+use aperture_schema::warehouse::Table;
+use aperture_schema::{Envelope, Origin, decode};
+use aperture_warehouse::sink::write_events;
+use aperture_warehouse::sql::{self, Format, VIEWS, query};
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Int64Type};
+use tempfile::TempDir;
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+fn bless() -> bool {
+    std::env::var_os("APERTURE_BLESS").is_some()
+}
+
+fn golden_events() -> Vec<Envelope> {
+    std::fs::read_to_string(golden_dir().join("events.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|line| decode(line.as_bytes(), Origin::Topic).expect("golden events are valid"))
+        .collect()
+}
+
+/// The golden events in a warehouse, in two commits (so partitions hold several files) with
+/// tiny row groups (so statistics have something to prune).
+fn golden_root() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("warehouse");
+    let events = golden_events();
+    let (first, second) = events.split_at(events.len() / 2);
+    write_events(&root, "golden", first.to_vec(), 4).unwrap();
+    write_events(&root, "golden", second.to_vec(), 4).unwrap();
+    (dir, root)
+}
+
+async fn csv(root: &Path, sql: &str) -> String {
+    let ctx = sql::context(root).await.unwrap();
+    let (schema, batches) = query(&ctx, sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut out = Vec::new();
+    sql::output::write(&schema, &batches, Format::Csv, &mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// The order each rollup's golden output is kept in.
+fn order_of(view: &str) -> &'static str {
+    match view {
+        "creator_daily" => "dt, author_id",
+        "creator_top_posts" => "dt, author_id, rank",
+        "hashtag_daily" => "dt, hashtag",
+        "follower_growth" => "user_id, dt",
+        other => panic!("no golden order for {other}"),
+    }
+}
+
+#[tokio::test]
+async fn every_rollup_matches_its_golden_output() {
+    let (_dir, root) = golden_root();
+    for view in VIEWS {
+        let got = csv(
+            &root,
+            &format!(
+                "SELECT * FROM {} ORDER BY {}",
+                view.name,
+                order_of(view.name)
+            ),
+        )
+        .await;
+        let path = golden_dir().join(format!("{}.csv", view.name));
+        if bless() {
+            std::fs::write(&path, &got).unwrap();
+        }
+        let expected =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            got,
+            expected,
+            "{} differs from {}",
+            view.name,
+            path.display()
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_table_holds_its_events_with_dt_a_date_from_the_folder() {
+    let (_dir, root) = golden_root();
+    let events = golden_events();
+    let ctx = sql::context(&root).await.unwrap();
+    for table in Table::ALL {
+        let expected = events
+            .iter()
+            .filter(|e| Table::of(e.kind()) == table)
+            .count() as i64;
+        let (_, batches) = query(&ctx, &format!("SELECT count(*) AS n FROM {table}"))
+            .await
+            .unwrap();
+        let n = batches[0].column(0).as_primitive::<Int64Type>().value(0);
+        assert_eq!(n, expected, "{table}");
+        let (schema, _) = query(&ctx, &format!("SELECT * FROM {table} LIMIT 0"))
+            .await
+            .unwrap();
+        assert_eq!(
+            schema.field_with_name("dt").unwrap().data_type(),
+            &DataType::Date32,
+            "{table}.dt"
+        );
+        assert_eq!(
+            schema.fields().len(),
+            table.columns().len(),
+            "{table} has the columns of its definition"
+        );
+    }
+    let (_, batches) = query(
+        &ctx,
+        "SELECT count(*) FROM likes WHERE dt = DATE '2025-11-24' AND author_id = 1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(batches[0].column(0).as_primitive::<Int64Type>().value(0), 1);
+}
+
+#[tokio::test]
+async fn a_filter_on_dt_reads_only_that_days_folder() {
+    let (_dir, root) = golden_root();
+    let ctx = sql::context(&root).await.unwrap();
+    let (_, batches) = query(
+        &ctx,
+        "EXPLAIN SELECT post_id FROM likes WHERE dt = DATE '2025-11-24'",
+    )
+    .await
+    .unwrap();
+    let plan: String = batches
+        .iter()
+        .flat_map(|b| {
+            let column = b.column(1).as_string::<i32>();
+            (0..column.len())
+                .map(|i| column.value(i).to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(plan.contains("likes/dt=2025-11-24/"), "{plan}");
+    assert!(!plan.contains("likes/dt=2025-11-23/"), "{plan}");
+}
+
+#[tokio::test]
+async fn statements_that_write_are_refused() {
+    let (dir, root) = golden_root();
+    let ctx = sql::context(&root).await.unwrap();
+    let target = dir.path().join("copy.parquet");
+    for statement in [
+        "INSERT INTO likes SELECT * FROM likes".to_owned(),
+        format!("COPY likes TO '{}'", target.display()),
+    ] {
+        let err = query(&ctx, &statement).await.unwrap_err().to_string();
+        assert!(
+            err.to_lowercase().contains("not supported") || err.contains("DML"),
+            "{statement}: {err}"
+        );
+    }
+    assert!(!target.exists());
+}
+
+#[tokio::test]
+async fn the_shell_answers_each_statement_and_survives_a_bad_one() {
+    let (_dir, root) = golden_root();
+    let ctx = sql::context(&root).await.unwrap();
+    let input = "SELECT count(*) AS n\n  FROM views;\nSELEC nonsense;\n\\d\n\\d shares\nSELECT 41 + 1 AS answer\n";
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    sql::shell::run(&ctx, &mut input.as_bytes(), &mut out, &mut err, Format::Csv)
+        .await
+        .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let err = String::from_utf8(err).unwrap();
+    assert!(out.starts_with("n\n9\n"), "{out}");
+    assert!(out.contains("creator_daily,VIEW"), "{out}");
+    assert!(out.contains("to_id,Int64,YES"), "{out}");
+    assert!(out.ends_with("answer\n42\n"), "{out}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn every_rollup_column_is_documented_in_its_sql_file() {
+    let ctx = sql::catalog::empty().await.unwrap();
+    for view in VIEWS {
+        let schema = ctx
+            .table(view.name)
+            .await
+            .unwrap()
+            .schema()
+            .as_arrow()
+            .clone();
+        let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let documented: Vec<String> = view.column_docs().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(columns, documented, "{}: columns and their docs", view.name);
+    }
+}
+
+#[tokio::test]
+async fn the_data_dictionary_is_up_to_date() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/data-dictionary.md");
+    let generated = sql::dictionary::markdown().await.unwrap();
+    if bless() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        checked_in == generated,
+        "docs/data-dictionary.md is stale; regenerate it with \
+         `cargo run -p aperture -- warehouse dictionary > docs/data-dictionary.md`"
+    );
+    for table in Table::ALL {
+        for column in table.columns() {
+            assert!(
+                generated.contains(&format!("| `{}` |", column.name)),
+                "{table}.{}",
+                column.name
+            );
+        }
+    }
+}
