@@ -3,7 +3,7 @@
 #   make test   everything CI checks: formatting, lints, and the tests against real services
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
-.PHONY: run test services services-down services-status lint bench-ingest bench-jobs bench-feed
+.PHONY: run test services services-down services-status lint bench-ingest bench-jobs bench-feed bench-warehouse
 
 # Services: install what is missing (apt packages, the tansu broker), start what is not running.
 services:
@@ -33,3 +33,9 @@ bench-jobs: services
 
 bench-feed: services
 	cargo bench -p aperture --bench feed
+
+# DataFusion next to DuckDB on the same Parquet; DuckDB (Python package) goes into a venv.
+bench-warehouse:
+	test -x .aperture/bench-venv/bin/python || python3 -m venv .aperture/bench-venv
+	.aperture/bench-venv/bin/python -c 'import duckdb' 2>/dev/null || .aperture/bench-venv/bin/pip install -q duckdb
+	cargo bench -p aperture-warehouse --bench warehouse

@@ -1,0 +1,232 @@
+//! The rollup queries on DataFusion next to DuckDB, on the same Parquet files in the same run.
+//!
+//! A generated workload is written into a warehouse (in several commits, as the sink would,
+//! then compacted), and each query runs on both engines, best of a few runs, printed with the
+//! ratio. DuckDB runs through Python's `duckdb` package (`make bench-warehouse` installs it in
+//! `.aperture/bench-venv`; `APERTURE_DUCKDB_PYTHON` names another interpreter). It reads the
+//! same files with the same view definitions (`warehouse/sql/*.sql`, which are plain SQL).
+//! No figure is asserted: these machines are shared and noisy.
+//!
+//! `APERTURE_BENCH_USERS` (default 5,000) and `APERTURE_BENCH_DAYS` (default 1) size the
+//! workload.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use aperture_ingest::generate::{Spec, generate};
+use aperture_schema::warehouse::Table;
+use aperture_warehouse::compact::{Filter, Settings, compact};
+use aperture_warehouse::sink::write_events;
+use aperture_warehouse::sql::{self, VIEWS, query};
+
+const RUNS: usize = 5;
+const COMMITS: usize = 8;
+
+/// The queries compared: the creators' daily rollup over every creator, one creator's month of
+/// it, and the top posts of the busiest creators.
+const QUERIES: [(&str, &str); 3] = [
+    (
+        "creator_daily, all creators",
+        "SELECT dt, count(*) AS creators, sum(views) AS views, sum(reach) AS reach, \
+         sum(interactions) AS interactions, sum(follows) AS follows FROM creator_daily \
+         GROUP BY dt ORDER BY dt",
+    ),
+    (
+        "creator_daily, one creator",
+        "SELECT * FROM creator_daily WHERE author_id = 1 ORDER BY dt",
+    ),
+    (
+        "creator_top_posts, top 100 creators",
+        "SELECT t.author_id, t.dt, t.rank, t.post_id, t.interactions FROM creator_top_posts t \
+         JOIN (SELECT author_id FROM creator_daily ORDER BY interactions DESC, author_id LIMIT 100) c \
+         ON c.author_id = t.author_id ORDER BY t.author_id, t.dt, t.rank",
+    ),
+];
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let users: u32 = env_or("APERTURE_BENCH_USERS", 5_000);
+    let days: f64 = env_or("APERTURE_BENCH_DAYS", 1.0);
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let root = dir.path().join("warehouse");
+
+    let started = Instant::now();
+    let events = generate(&Spec {
+        users,
+        days,
+        ..Spec::default()
+    })
+    .events;
+    let n = events.len();
+    let chunk = n.div_ceil(COMMITS);
+    for part in events.chunks(chunk) {
+        write_events(&root, "bench", part.to_vec(), 262_144).expect("the warehouse is written");
+    }
+    let written = started.elapsed();
+    let settings = Settings {
+        root: root.clone(),
+        target_size: 256 << 20,
+        row_group_size: 262_144,
+        fan_in: 256,
+    };
+    let compacted = Instant::now();
+    compact(&settings, &Filter::default()).expect("compaction runs");
+    let compacted = compacted.elapsed();
+    println!(
+        "warehouse: {n} events from {users} users over {days} days, written in {COMMITS} commits \
+         in {written:.2?}, compacted in {compacted:.2?}, {} on disk",
+        human_bytes(dir_size(&root))
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let datafusion: Vec<(Duration, usize)> = runtime.block_on(async {
+        let ctx = sql::context(&root).await.expect("the catalog opens");
+        let mut out = Vec::new();
+        for (_, q) in QUERIES {
+            let mut best = Duration::MAX;
+            let mut rows = 0;
+            for _ in 0..RUNS {
+                let t = Instant::now();
+                let (_, batches) = query(&ctx, q).await.expect("the query runs");
+                best = best.min(t.elapsed());
+                rows = batches.iter().map(|b| b.num_rows()).sum();
+            }
+            out.push((best, rows));
+        }
+        out
+    });
+
+    let duckdb = duckdb_timings(&root);
+    println!(
+        "\n{:<38} {:>14} {:>14} {:>10} {:>8}",
+        "query (best of 5)", "datafusion", "duckdb", "df/duckdb", "rows"
+    );
+    for (i, (name, _)) in QUERIES.iter().enumerate() {
+        let (df, rows) = datafusion[i];
+        match duckdb.as_ref().ok().map(|d| d[i]) {
+            Some((dd, dd_rows)) => {
+                println!(
+                    "{:<38} {:>12.1}ms {:>12.1}ms {:>9.2}x {:>8}",
+                    name,
+                    df.as_secs_f64() * 1e3,
+                    dd * 1e3,
+                    df.as_secs_f64() / dd,
+                    rows
+                );
+                if dd_rows != rows {
+                    println!("  note: duckdb returned {dd_rows} rows, datafusion {rows}");
+                }
+            }
+            None => println!(
+                "{:<38} {:>12.1}ms {:>14} {:>10} {:>8}",
+                name,
+                df.as_secs_f64() * 1e3,
+                "-",
+                "-",
+                rows
+            ),
+        }
+    }
+    if let Err(reason) = &duckdb {
+        println!("\nduckdb not run: {reason}");
+    }
+}
+
+/// Runs every query on DuckDB over the same files; seconds (best of [`RUNS`]) and rows each.
+fn duckdb_timings(root: &Path) -> Result<Vec<(f64, usize)>, String> {
+    let python = std::env::var("APERTURE_DUCKDB_PYTHON").map_or_else(
+        |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.aperture/bench-venv/bin/python"),
+        PathBuf::from,
+    );
+    if !python.exists() {
+        return Err(format!(
+            "{} not found; `make bench-warehouse` installs duckdb there",
+            python.display()
+        ));
+    }
+    let mut setup: Vec<String> = Vec::new();
+    for table in Table::ALL {
+        // `dt` is inside every file, so the folders' hive partitioning is not needed.
+        let glob = root.join(table.name()).join("*").join("*.parquet");
+        setup.push(format!(
+            "CREATE VIEW {} AS SELECT * FROM read_parquet('{}')",
+            table.name(),
+            glob.display()
+        ));
+    }
+    for view in VIEWS {
+        setup.push(view.sql.to_owned());
+    }
+    let queries: Vec<&str> = QUERIES.iter().map(|(_, q)| *q).collect();
+    let script = format!(
+        r#"
+import json, sys, time, duckdb
+work = json.load(sys.stdin)
+con = duckdb.connect()
+for s in work["setup"]:
+    con.execute(s)
+out = []
+for q in work["queries"]:
+    best, rows = float("inf"), 0
+    for _ in range({RUNS}):
+        t = time.perf_counter()
+        rows = len(con.execute(q).fetchall())
+        best = min(best, time.perf_counter() - t)
+    out.append([best, rows])
+print(json.dumps(out))
+"#
+    );
+    let work = serde_json::json!({ "setup": setup, "queries": queries });
+    let mut child = Command::new(&python)
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not run {}: {e}", python.display()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        stdin
+            .write_all(work.to_string().as_bytes())
+            .map_err(|e| format!("could not talk to duckdb: {e}"))?;
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|e| format!("could not run {}: {e}", python.display()))?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    let parsed: Vec<(f64, usize)> = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("unexpected output from duckdb: {e}"))?;
+    Ok(parsed)
+}
+
+fn dir_size(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                dir_size(&p)
+            } else {
+                e.metadata().map_or(0, |m| m.len())
+            }
+        })
+        .sum()
+}
+
+fn human_bytes(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
