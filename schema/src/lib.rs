@@ -17,6 +17,7 @@
 //! - [`topics`]: topic names, the partition key and the Kafka-compatible partitioner.
 //! - [`keys`]: the Redis keyspace; every key name is built here, behind a configurable prefix.
 //! - [`state`]: bucket sizes and lifetimes of the derived state, shared by writers and readers.
+//! - [`warehouse`]: the Parquet warehouse's tables: names, columns, Arrow types and meanings.
 //! - [`config`]: typed configuration with embedded defaults, file and environment overrides.
 
 pub mod config;
