@@ -60,6 +60,7 @@ fn order_of(view: &str) -> &'static str {
         "creator_top_posts" => "dt, author_id, rank",
         "hashtag_daily" => "dt, hashtag",
         "follower_growth" => "user_id, dt",
+        "post_likes" => "post_id",
         other => panic!("no golden order for {other}"),
     }
 }

@@ -43,6 +43,10 @@ pub const VIEWS: &[View] = &[
         name: "follower_growth",
         sql: include_str!("../../sql/follower_growth.sql"),
     },
+    View {
+        name: "post_likes",
+        sql: include_str!("../../sql/post_likes.sql"),
+    },
 ];
 
 impl View {
