@@ -81,7 +81,11 @@ struct SqlArgs {
 enum WarehouseCommand {
     /// Consume the events topic into Hive-partitioned Parquet, exactly once, until ctrl-c or
     /// SIGTERM (which commit what is buffered first). Metrics on `warehouse.metrics-listen`.
-    Sink,
+    Sink {
+        /// Stop once every partition is read up to where it ended at start (a backfill).
+        #[arg(long)]
+        drain: bool,
+    },
     /// Merge each (table, day)'s small files into large sorted ones; safe beside a running sink,
     /// idempotent, atomic for readers.
     Compact {
@@ -297,7 +301,7 @@ async fn run_jobs(
 async fn warehouse_cmd(config: &Config, command: WarehouseCommand) -> anyhow::Result<()> {
     use aperture_warehouse::compact;
     match command {
-        WarehouseCommand::Sink => {
+        WarehouseCommand::Sink { drain } => {
             let shutdown = shutdown_on_signal();
             let metrics = aperture_ingest::metrics::install();
             aperture_warehouse::metrics::describe();
@@ -318,7 +322,11 @@ async fn warehouse_cmd(config: &Config, command: WarehouseCommand) -> anyhow::Re
             let sink_config = config.clone();
             let token = shutdown.clone();
             let sink = tokio::task::spawn_blocking(move || {
-                aperture_warehouse::sink::run(&sink_config, token)
+                if drain {
+                    aperture_warehouse::sink::drain(&sink_config, token)
+                } else {
+                    aperture_warehouse::sink::run(&sink_config, token)
+                }
             });
             let result = sink.await.context("the sink thread panicked")?;
             shutdown.cancel();

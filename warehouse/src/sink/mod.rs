@@ -114,6 +114,13 @@ pub fn run(config: &Config, shutdown: CancellationToken) -> Result<Summary, Ware
     Sink::open(config, shutdown)?.run()
 }
 
+/// Opens the sink and runs it until every partition is read up to where it ended when the sink
+/// started, then commits and returns: a backfill, or a batch load after the events are on the
+/// topic. `shutdown` still stops it early, committing what is buffered.
+pub fn drain(config: &Config, shutdown: CancellationToken) -> Result<Summary, WarehouseError> {
+    Sink::open(config, shutdown)?.drain()
+}
+
 /// Writes `events` into the warehouse at `root` as one commit, without reading a topic: for
 /// fixtures, golden tests and benchmarks. The manifest records `source` as the root's topic
 /// (so a sink of a real topic refuses the root) and no offsets. Events without a warehouse day
@@ -248,9 +255,49 @@ impl Sink {
     }
 
     /// Consumes and commits until shutdown is requested, then commits what is buffered.
-    pub fn run(mut self) -> Result<Summary, WarehouseError> {
+    pub fn run(self) -> Result<Summary, WarehouseError> {
+        self.consume(None)
+    }
+
+    /// Consumes and commits until every partition is read up to its end as of now (or shutdown
+    /// is requested), then commits what is buffered.
+    pub fn drain(self) -> Result<Summary, WarehouseError> {
+        let mut ends = BTreeMap::new();
+        for partition in partitions_of(&self.consumer, &self.topic)? {
+            let (_, high) =
+                self.consumer
+                    .fetch_watermarks(&self.topic, partition, BROKER_TIMEOUT)?;
+            ends.insert(partition, high);
+        }
+        tracing::info!(?ends, "draining the topic up to these offsets");
+        self.consume(Some(ends))
+    }
+
+    /// Whether every partition's next offset has reached `ends`. The consumer's position is
+    /// asked too: it moves past records the sink never sees (transaction markers).
+    fn reached(&self, ends: &BTreeMap<i32, i64>) -> Result<bool, WarehouseError> {
+        let position = self.consumer.position()?;
+        Ok(ends.iter().all(|(&partition, &end)| {
+            let read = self.intake.next.get(&partition).copied().unwrap_or(0);
+            let fetched = position
+                .find_partition(&self.topic, partition)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            read.max(fetched) >= end
+        }))
+    }
+
+    fn consume(mut self, ends: Option<BTreeMap<i32, i64>>) -> Result<Summary, WarehouseError> {
         let mut last_metadata = Instant::now();
         while !self.shutdown.is_cancelled() {
+            if let Some(ends) = &ends
+                && self.reached(ends)?
+            {
+                break;
+            }
             if last_metadata.elapsed() >= METADATA_EVERY {
                 self.refresh()?;
                 last_metadata = Instant::now();
