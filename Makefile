@@ -3,7 +3,7 @@
 #   make test   everything CI checks: formatting, lints, and the tests against real services
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
-.PHONY: run test services services-down services-status lint bench-ingest bench-jobs bench-feed bench-warehouse
+.PHONY: run test services services-down services-status lint notebooks bench-ingest bench-jobs bench-feed bench-warehouse
 
 # Services: install what is missing (apt packages, the tansu broker), start what is not running.
 services:
@@ -24,6 +24,12 @@ lint: services
 
 test: services lint
 	cargo test --workspace
+	scripts/notebooks test
+
+# The notebooks, each run in a Jupyter kernel against a warehouse built from the generator
+# (pinned Python packages from notebooks/requirements.txt, installed into .aperture/py).
+notebooks: services
+	scripts/notebooks test
 
 bench-ingest: services
 	cargo bench -p aperture-ingest --bench ingest
