@@ -126,6 +126,7 @@ pub async fn run(
         println!("  {json}");
     }
 
+    let warehouse = fill_warehouse(config, &shutdown).await?;
     wait_applied(config, &job_names, &after, &shutdown).await?;
     let read_state = aperture_serving::AppState::new(config).await?;
     let store = read_state.store.clone();
@@ -148,6 +149,7 @@ pub async fn run(
         .mint(viewer, config.serving.token_ttl);
     show_feed(&read_url, &token, viewer).await?;
     show_trending(&read_url).await?;
+    show_warehouse(config).await?;
     println!(
         "\ntry it:\n  curl -s -H 'authorization: Bearer {token}' '{read_url}/v1/feed?limit=5'\n  \
          curl -s -H 'authorization: Bearer {token}' {read_url}/v1/users/{viewer}\n  \
@@ -174,7 +176,56 @@ pub async fn run(
     read_server.await.context("the read server task failed")??;
     worker_stop.cancel();
     worker.await.context("the stream worker panicked")??;
+    warehouse.await.context("the warehouse sink panicked")??;
     tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30))).await??;
+    Ok(())
+}
+
+/// Drains the topic into the warehouse (so the SQL below sees this run), then leaves a sink
+/// running that keeps it current until shutdown.
+async fn fill_warehouse(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let root = config.warehouse.root.display().to_string();
+    let sink_config = config.clone();
+    let token = shutdown.child_token();
+    let drained =
+        tokio::task::spawn_blocking(move || aperture_warehouse::sink::drain(&sink_config, token))
+            .await
+            .context("the warehouse sink panicked")?
+            .context("while filling the warehouse")?;
+    println!(
+        "\nwarehouse sink wrote {} rows to {root} in {} commits",
+        drained.rows, drained.commits
+    );
+    let sink_config = config.clone();
+    let token = shutdown.child_token();
+    Ok(tokio::task::spawn_blocking(move || {
+        aperture_warehouse::sink::run(&sink_config, token)
+            .map(drop)
+            .context("while running the warehouse sink")
+    }))
+}
+
+/// The busiest creators of the warehouse's last day, from the `creator_daily` rollup.
+async fn show_warehouse(config: &Config) -> anyhow::Result<()> {
+    use aperture_warehouse::sql::{self, Format};
+    const TOP_CREATORS: &str = "SELECT author_id, dt, views, reach, interactions, follows \
+         FROM creator_daily WHERE dt = (SELECT max(dt) FROM creator_daily) \
+         ORDER BY interactions DESC, author_id LIMIT 5";
+    let ctx = sql::context(&config.warehouse.root)
+        .await
+        .context("while opening the warehouse")?;
+    let (schema, batches) = sql::query(&ctx, TOP_CREATORS).await?;
+    println!("\nbusiest creators of the last day (aperture sql, creator_daily rollup):");
+    let mut out = Vec::new();
+    sql::output::write(&schema, &batches, Format::Table, &mut out)?;
+    print!("{}", String::from_utf8_lossy(&out));
+    println!(
+        "more: aperture sql   (a shell; tables users, follows, posts, likes, views, … and \
+         the rollups creator_daily, creator_top_posts, hashtag_daily, follower_growth, post_likes)"
+    );
     Ok(())
 }
 
