@@ -16,54 +16,56 @@
 --   saves          saves of the post
 --   interactions   likes + comments + shares + saves
 CREATE VIEW creator_top_posts AS
-WITH seen AS (
-    SELECT author_id, post_id, dt,
-           COUNT(*) AS views,
-           COUNT(DISTINCT actor_id) AS reach,
-           SUM(COALESCE(watch_ms, 0)) AS watch_ms
+WITH activity AS (
+    -- Every event counted, one row each, tagged with its kind: a single aggregate over them
+    -- gives every column at once (a post-day is listed when it has any such event).
+    SELECT author_id, post_id, dt, actor_id, 'view' AS kind, watch_ms
     FROM views
     WHERE event_type = 'view' AND actor_id <> author_id
-    GROUP BY author_id, post_id, dt
-), engaged AS (
-    SELECT author_id, post_id, dt, actor_id, 'like' AS kind FROM likes WHERE event_type = 'like'
     UNION ALL
-    SELECT author_id, post_id, dt, actor_id, 'comment' AS kind FROM comments WHERE event_type = 'comment_created'
+    SELECT author_id, post_id, dt, actor_id, 'like' AS kind, NULL AS watch_ms
+    FROM likes
+    WHERE event_type = 'like' AND actor_id <> author_id
     UNION ALL
-    SELECT author_id, post_id, dt, actor_id, 'share' AS kind FROM shares
+    SELECT author_id, post_id, dt, actor_id, 'comment' AS kind, NULL AS watch_ms
+    FROM comments
+    WHERE event_type = 'comment_created' AND actor_id <> author_id
     UNION ALL
-    SELECT author_id, post_id, dt, actor_id, 'save' AS kind FROM saves WHERE event_type = 'save'
-), interactions AS (
+    SELECT author_id, post_id, dt, actor_id, 'share' AS kind, NULL AS watch_ms
+    FROM shares
+    WHERE actor_id <> author_id
+    UNION ALL
+    SELECT author_id, post_id, dt, actor_id, 'save' AS kind, NULL AS watch_ms
+    FROM saves
+    WHERE event_type = 'save' AND actor_id <> author_id
+), post_days AS (
     SELECT author_id, post_id, dt,
+           SUM(CASE WHEN kind = 'view' THEN 1 ELSE 0 END) AS views,
+           COUNT(DISTINCT CASE WHEN kind = 'view' THEN actor_id END) AS reach,
+           SUM(CASE WHEN kind = 'view' THEN COALESCE(watch_ms, 0) ELSE 0 END) AS watch_ms,
            SUM(CASE WHEN kind = 'like' THEN 1 ELSE 0 END) AS likes,
            SUM(CASE WHEN kind = 'comment' THEN 1 ELSE 0 END) AS comments,
            SUM(CASE WHEN kind = 'share' THEN 1 ELSE 0 END) AS shares,
            SUM(CASE WHEN kind = 'save' THEN 1 ELSE 0 END) AS saves,
-           COUNT(*) AS interactions
-    FROM engaged
-    WHERE actor_id <> author_id
+           SUM(CASE WHEN kind <> 'view' THEN 1 ELSE 0 END) AS interactions
+    FROM activity
     GROUP BY author_id, post_id, dt
-), post_days AS (
-    SELECT author_id, post_id, dt FROM seen
-    UNION SELECT author_id, post_id, dt FROM interactions
 ), ranked AS (
-    SELECT p.author_id,
-           p.dt,
+    SELECT author_id,
+           dt,
            CAST(ROW_NUMBER() OVER (
-               PARTITION BY p.author_id, p.dt
-               ORDER BY COALESCE(i.interactions, 0) DESC, COALESCE(s.views, 0) DESC, p.post_id
+               PARTITION BY author_id, dt
+               ORDER BY interactions DESC, views DESC, post_id
            ) AS BIGINT) AS rank,
-           p.post_id,
-           COALESCE(s.views, 0) AS views,
-           COALESCE(s.reach, 0) AS reach,
-           COALESCE(s.watch_ms, 0) AS watch_ms,
-           COALESCE(i.likes, 0) AS likes,
-           COALESCE(i.comments, 0) AS comments,
-           COALESCE(i.shares, 0) AS shares,
-           COALESCE(i.saves, 0) AS saves,
-           COALESCE(i.interactions, 0) AS interactions
-    FROM post_days p
-    LEFT JOIN seen s ON s.author_id = p.author_id AND s.post_id = p.post_id AND s.dt = p.dt
-    LEFT JOIN interactions i
-        ON i.author_id = p.author_id AND i.post_id = p.post_id AND i.dt = p.dt
+           post_id,
+           views,
+           reach,
+           watch_ms,
+           likes,
+           comments,
+           shares,
+           saves,
+           interactions
+    FROM post_days
 )
 SELECT * FROM ranked WHERE rank <= 10
