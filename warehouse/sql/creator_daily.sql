@@ -20,47 +20,67 @@
 --   follows            follow events received (requests to a private account included)
 --   unfollows          unfollow events received
 CREATE VIEW creator_daily AS
-WITH activity AS (
-    -- Every event counted, one row each, tagged with its kind: a single aggregate over them
-    -- gives every column at once (a creator-day is listed when it has any such event).
-    SELECT author_id, dt, actor_id, event_type AS kind, watch_ms
+WITH seen AS (
+    SELECT author_id, dt,
+           COUNT(*) AS views,
+           COUNT(DISTINCT actor_id) AS reach,
+           SUM(COALESCE(watch_ms, 0)) AS watch_ms
     FROM views
-    WHERE event_type IN ('view', 'profile_view') AND actor_id <> author_id
+    WHERE event_type = 'view' AND actor_id <> author_id
+    GROUP BY author_id, dt
+), visits AS (
+    SELECT author_id, dt, COUNT(*) AS profile_visits
+    FROM views
+    WHERE event_type = 'profile_view' AND actor_id <> author_id
+    GROUP BY author_id, dt
+), engaged AS (
+    SELECT author_id, dt, actor_id, 'like' AS kind FROM likes WHERE event_type = 'like'
     UNION ALL
-    SELECT author_id, dt, actor_id, 'like' AS kind, NULL AS watch_ms
-    FROM likes
-    WHERE event_type = 'like' AND actor_id <> author_id
+    SELECT author_id, dt, actor_id, 'comment' AS kind FROM comments WHERE event_type = 'comment_created'
     UNION ALL
-    SELECT author_id, dt, actor_id, 'comment' AS kind, NULL AS watch_ms
-    FROM comments
-    WHERE event_type = 'comment_created' AND actor_id <> author_id
+    SELECT author_id, dt, actor_id, 'share' AS kind FROM shares
     UNION ALL
-    SELECT author_id, dt, actor_id, 'share' AS kind, NULL AS watch_ms
-    FROM shares
+    SELECT author_id, dt, actor_id, 'save' AS kind FROM saves WHERE event_type = 'save'
+), interactions AS (
+    SELECT author_id, dt,
+           SUM(CASE WHEN kind = 'like' THEN 1 ELSE 0 END) AS likes,
+           SUM(CASE WHEN kind = 'comment' THEN 1 ELSE 0 END) AS comments,
+           SUM(CASE WHEN kind = 'share' THEN 1 ELSE 0 END) AS shares,
+           SUM(CASE WHEN kind = 'save' THEN 1 ELSE 0 END) AS saves,
+           COUNT(*) AS interactions,
+           COUNT(DISTINCT actor_id) AS accounts_engaged
+    FROM engaged
     WHERE actor_id <> author_id
-    UNION ALL
-    SELECT author_id, dt, actor_id, 'save' AS kind, NULL AS watch_ms
-    FROM saves
-    WHERE event_type = 'save' AND actor_id <> author_id
-    UNION ALL
-    SELECT target_id AS author_id, dt, actor_id, event_type AS kind, NULL AS watch_ms
+    GROUP BY author_id, dt
+), graph AS (
+    SELECT target_id AS author_id, dt,
+           SUM(CASE WHEN event_type = 'follow' THEN 1 ELSE 0 END) AS follows,
+           SUM(CASE WHEN event_type = 'unfollow' THEN 1 ELSE 0 END) AS unfollows
     FROM follows
     WHERE event_type IN ('follow', 'unfollow')
+    GROUP BY target_id, dt
+), creator_days AS (
+    SELECT author_id, dt FROM seen
+    UNION SELECT author_id, dt FROM visits
+    UNION SELECT author_id, dt FROM interactions
+    UNION SELECT author_id, dt FROM graph
 )
-SELECT author_id,
-       dt,
-       SUM(CASE WHEN kind = 'view' THEN 1 ELSE 0 END) AS views,
-       COUNT(DISTINCT CASE WHEN kind = 'view' THEN actor_id END) AS reach,
-       SUM(CASE WHEN kind = 'view' THEN COALESCE(watch_ms, 0) ELSE 0 END) AS watch_ms,
-       SUM(CASE WHEN kind = 'profile_view' THEN 1 ELSE 0 END) AS profile_visits,
-       SUM(CASE WHEN kind = 'like' THEN 1 ELSE 0 END) AS likes,
-       SUM(CASE WHEN kind = 'comment' THEN 1 ELSE 0 END) AS comments,
-       SUM(CASE WHEN kind = 'share' THEN 1 ELSE 0 END) AS shares,
-       SUM(CASE WHEN kind = 'save' THEN 1 ELSE 0 END) AS saves,
-       SUM(CASE WHEN kind IN ('like', 'comment', 'share', 'save') THEN 1 ELSE 0 END) AS interactions,
-       COUNT(DISTINCT CASE WHEN kind IN ('like', 'comment', 'share', 'save') THEN actor_id END)
-           AS accounts_engaged,
-       SUM(CASE WHEN kind = 'follow' THEN 1 ELSE 0 END) AS follows,
-       SUM(CASE WHEN kind = 'unfollow' THEN 1 ELSE 0 END) AS unfollows
-FROM activity
-GROUP BY author_id, dt
+SELECT d.author_id,
+       d.dt,
+       COALESCE(s.views, 0) AS views,
+       COALESCE(s.reach, 0) AS reach,
+       COALESCE(s.watch_ms, 0) AS watch_ms,
+       COALESCE(v.profile_visits, 0) AS profile_visits,
+       COALESCE(i.likes, 0) AS likes,
+       COALESCE(i.comments, 0) AS comments,
+       COALESCE(i.shares, 0) AS shares,
+       COALESCE(i.saves, 0) AS saves,
+       COALESCE(i.interactions, 0) AS interactions,
+       COALESCE(i.accounts_engaged, 0) AS accounts_engaged,
+       COALESCE(g.follows, 0) AS follows,
+       COALESCE(g.unfollows, 0) AS unfollows
+FROM creator_days d
+LEFT JOIN seen s ON s.author_id = d.author_id AND s.dt = d.dt
+LEFT JOIN visits v ON v.author_id = d.author_id AND v.dt = d.dt
+LEFT JOIN interactions i ON i.author_id = d.author_id AND i.dt = d.dt
+LEFT JOIN graph g ON g.author_id = d.author_id AND g.dt = d.dt
