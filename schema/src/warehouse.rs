@@ -13,8 +13,9 @@
 //!   is lost, and signed integers compare with plain literals and join without casts (pandas
 //!   turns UInt64 mixed with Int64 into float64).
 //! - event time is **Timestamp(ms, UTC)**; `dt` is **Date32**, stored inside each file as well as
-//!   in its `dt=YYYY-MM-DD` folder, because readers that take partition values from folder names
-//!   get strings (pandas makes them `category`).
+//!   in its `dt=YYYY-MM-DD` folder, so readers that take columns from the files get a date
+//!   whatever they make of folder names (pyarrow infers strings from them, and must be told
+//!   `dt` is a date: `notebooks/aperture_warehouse.py`).
 //! - enumerations (`event_type`, `media_type`, `surface`, `reason`, `audience`) are
 //!   **Dictionary(Int32, Utf8)**: a handful of values, read back as pandas `category` and
 //!   filtered as strings in SQL.

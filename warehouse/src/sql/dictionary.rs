@@ -92,9 +92,11 @@ per event family, written by `aperture warehouse sink` exactly once from the eve
 table; records that are not valid events are not in the warehouse.
 
 - Every table starts with the event's envelope (`event_id`, `event_type`, `actor_id`, `ts`)
-  and ends with `dt`, the UTC day of `ts`. `dt` is stored inside the files as well as in the
-  folder name, as a Date32, so readers that take it from the folder (as strings, or pandas
-  `category`) and readers that take it from the file agree on its value.
+  and ends with `dt`, the UTC day of `ts`. `dt` is stored inside the files as a Date32 as
+  well as in the folder name. DataFusion (`aperture sql`), polars and duckdb read it as a
+  date; pyarrow and pandas infer a string from the folder name and refuse to merge it with
+  the file's date unless told `dt` is a date: `notebooks/aperture_warehouse.py` does so, and
+  its tests check that all five readers agree on every table's rows and types.
 - Ids are Int64 (every id is at most 2^53 - 1). Times are Timestamp(ms, UTC). Enumerations
   are dictionary-encoded strings. Hashtags, mentions and post media are lists of strings.
 - Files are zstd-compressed, sorted by the table's key, with statistics per page, so a filter
