@@ -22,7 +22,7 @@
 CREATE VIEW creator_daily AS
 WITH parts AS (
     -- One row per creator and day from each source, each aggregated on its own, then summed
-    -- below: every table is read once, and a filter on author_id or dt reaches every scan.
+    -- below: no aggregate is planned twice, and a filter on author_id or dt reaches every scan.
     SELECT author_id, dt,
            COUNT(*) AS views,
            COUNT(DISTINCT actor_id) AS reach,
