@@ -359,8 +359,8 @@ async fn warehouse_cmd(config: &Config, command: WarehouseCommand) -> anyhow::Re
                 .context("the compaction thread panicked")?
                 .context("while compacting the warehouse")?;
             eprintln!(
-                "compacted {} partitions: {} files into {}, {} rows",
-                report.partitions, report.inputs, report.outputs, report.rows
+                "compacted {} partitions: {} files into {}, {} rows, {} duplicate events left out",
+                report.partitions, report.inputs, report.outputs, report.rows, report.duplicates
             );
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! Compaction of a warehouse the sink wrote from the real broker: it merges small files into
-//! sorted ones without changing a row, a second run changes nothing, a crash at any step of
-//! the swap leaves readers counting each row once, and it runs safely beside a live sink.
+//! sorted ones without changing a row, leaves out second copies of an event, a second run
+//! changes nothing, a crash at any step of the swap leaves readers counting each row once, and
+//! it runs safely beside a live sink.
 
 mod support;
 
@@ -132,6 +133,52 @@ fn compaction_merges_small_files_into_sorted_ones_without_changing_a_row() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A producer's retries put events on the topic twice: right after the first copy (mostly in
+/// the same sink commit, where the sink drops the repeat) and after the sink has committed the
+/// first copy (another commit, another file, which compaction merges away). Once compacted,
+/// every event is one row, and every copy sent is accounted for by one or the other.
+#[test]
+fn events_sent_twice_are_one_row_each_once_compacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config("wh-dupes", 3, dir.path());
+    config.warehouse.roll_size = 32 << 10;
+    create_topics(&config);
+    let root = &config.warehouse.root;
+    let events = workload(37, 150, 1.0);
+    let mut retried: Vec<aperture_schema::Envelope> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        retried.push(e.clone());
+        if i % 10 == 0 {
+            retried.push(e.clone());
+        }
+    }
+    produce(&config, &retried);
+    let first = sink_until_caught_up(&config);
+    let late: Vec<aperture_schema::Envelope> = events.iter().step_by(7).cloned().collect();
+    produce(&config, &late);
+    let second = sink_until_caught_up(&config);
+
+    let report = compact(&settings(&config), &Filter::default()).unwrap();
+    assert_exactly_once(root, &events, "after compaction");
+    assert_root_consistent(root);
+    let sent_twice = (retried.len() - events.len() + late.len()) as u64;
+    assert_eq!(
+        first.skipped + second.skipped + report.duplicates,
+        sent_twice,
+        "every second copy is dropped by the sink or left out by compaction"
+    );
+    assert!(
+        first.skipped > 0,
+        "copies next to each other are dropped within a commit"
+    );
+    assert!(
+        report.duplicates >= late.len() as u64,
+        "a copy committed after its original is left out by compaction: {report:?}"
+    );
+    let again = compact(&settings(&config), &Filter::default()).unwrap();
+    assert_eq!(again, Report::default());
 }
 
 /// With a small target and a small fan-in, compaction takes several passes and rolls its

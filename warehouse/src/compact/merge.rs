@@ -6,6 +6,10 @@
 //! about one batch per input plus one output row group, whatever the inputs' total size.
 //! Output rolls to a new file once a file holds `target` bytes of finished row groups, so
 //! every output but the last is at least `target` bytes.
+//!
+//! A row whose whole sort key (which ends in `event_id`) equals the row before it is a second
+//! copy of the same event, written by two commits of the sink; it is left out, so a partition
+//! once compacted holds each redelivered event once.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -38,8 +42,15 @@ struct Cursor {
     slot: usize,
 }
 
+/// What a merge wrote: each output's name and entry, and the second copies it left out.
+#[derive(Debug)]
+pub struct Merged {
+    pub outputs: Vec<(String, FileEntry)>,
+    pub duplicates: u64,
+}
+
 /// Merges `inputs` (files of `table`, each sorted) into new files in `dir`, named by
-/// `name(k)` for the k-th output; returns each output's name and entry.
+/// `name(k)` for the k-th output.
 pub fn merge(
     table: Table,
     inputs: &[PathBuf],
@@ -48,7 +59,7 @@ pub fn merge(
     target: u64,
     row_group_size: usize,
     meta: &[(&str, String)],
-) -> Result<Vec<(String, FileEntry)>, WarehouseError> {
+) -> Result<Merged, WarehouseError> {
     let schema = table.schema();
     let arrow = |source| WarehouseError::Arrow {
         table: table.name(),
@@ -159,13 +170,20 @@ pub fn merge(
         Ok(())
     };
 
-    while let Some(Reverse((_, index))) = heap.pop() {
+    let mut last: Option<OwnedRow> = None;
+    let mut duplicates = 0;
+    while let Some(Reverse((key, index))) = heap.pop() {
         let Some(cursor) = cursors[index].as_mut() else {
             return Err(WarehouseError::Internal(
                 "the merge heap named an exhausted input".into(),
             ));
         };
-        pending.push((cursor.slot, cursor.pos));
+        if last.as_ref() == Some(&key) {
+            duplicates += 1;
+        } else {
+            pending.push((cursor.slot, cursor.pos));
+            last = Some(key);
+        }
         cursor.pos += 1;
         if cursor.pos == cursor.batch.num_rows() {
             match next_batch(&mut cursor.reader, &cursor.path)? {
@@ -189,7 +207,10 @@ pub fn merge(
         }
     }
     flush(&mut pending, &mut slots, &mut cursors, &mut out, true)?;
-    Ok(outputs)
+    Ok(Merged {
+        outputs,
+        duplicates,
+    })
 }
 
 fn next_batch(

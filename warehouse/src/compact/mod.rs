@@ -5,7 +5,10 @@
 //! merges every partition's files smaller than `warehouse.compact-target-size` (at most
 //! [`MAX_FAN_IN`] per pass, passes repeated until at most one small file is left) with a
 //! streaming k-way merge ([`merge`]), so the result is sorted by the table's key like every
-//! file, and rolls to a new output file at the target size.
+//! file, and rolls to a new output file at the target size. A second copy of an event in the
+//! merged files (the same `event_id` at the same place in the order, as a producer's retry
+//! that reached the topic twice and landed in two sink commits) is left out: the sink drops
+//! repeated ids within a commit, compaction among the files it merges.
 //!
 //! # Swapping a partition in, atomically
 //!
@@ -77,6 +80,8 @@ pub struct Report {
     pub outputs: usize,
     /// Rows moved.
     pub rows: u64,
+    /// Second copies of an event (same sort key, `event_id` included) left out of the merge.
+    pub duplicates: u64,
 }
 
 /// Settings of one compaction run.
@@ -150,6 +155,7 @@ pub fn compact(settings: &Settings, filter: &Filter) -> Result<Report, Warehouse
             report.inputs += small.len();
             report.outputs += pass.outputs;
             report.rows += pass.rows;
+            report.duplicates += pass.duplicates;
             compacted = true;
         }
         if compacted {
@@ -175,6 +181,7 @@ fn manifest_vanished() -> WarehouseError {
 struct Pass {
     outputs: usize,
     rows: u64,
+    duplicates: u64,
 }
 
 /// Merges `inputs` (names of live files of `partition`) and swaps the result in.
@@ -208,7 +215,10 @@ fn compact_files(
             format!("compaction of {} files of {partition}", inputs.len()),
         ),
     ];
-    let outputs = merge::merge(
+    let merge::Merged {
+        outputs,
+        duplicates,
+    } = merge::merge(
         table,
         &paths,
         &staged,
@@ -227,10 +237,11 @@ fn compact_files(
             .sum()
     };
     let out_rows: u64 = outputs.iter().map(|(_, e)| e.rows).sum();
-    if in_rows != out_rows {
+    if in_rows != out_rows + duplicates {
         remove_tree(&staged)?;
         return Err(WarehouseError::Internal(format!(
-            "merging {partition} read {in_rows} rows but wrote {out_rows}"
+            "merging {partition} read {in_rows} rows but wrote {out_rows} and left out \
+             {duplicates} duplicates"
         )));
     }
 
@@ -293,11 +304,13 @@ fn compact_files(
         inputs = inputs.len(),
         outputs = outputs.len(),
         rows = out_rows,
+        duplicates,
         "compacted"
     );
     Ok(Pass {
         outputs: outputs.len(),
         rows: out_rows,
+        duplicates,
     })
 }
 

@@ -1,7 +1,7 @@
 //! Events waiting for the next commit, grouped by the file they will land in, and the rule for
 //! when to commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use aperture_schema::Envelope;
@@ -11,11 +11,17 @@ use aperture_schema::warehouse::Table;
 /// strings' headers and the map entry.
 const ROW_OVERHEAD: u64 = 128;
 
+/// Skip reason of an event whose id an event earlier in the same commit had. Duplicates that
+/// land in different commits are removed when compaction merges the partition's files.
+pub const DUPLICATE: &str = "duplicate_event_id";
+
 /// What the next commit will write, and the records it will count as consumed.
 #[derive(Debug, Default)]
 pub struct Buffer {
     /// Events per (table, UTC day): one file each at commit.
     groups: BTreeMap<(Table, i32), Vec<Envelope>>,
+    /// The ids of the events in `groups`: a second event with an id already held is not a row.
+    ids: HashSet<String>,
     /// Estimated bytes held.
     bytes: u64,
     /// Records consumed since the last commit that are not rows, per reason.
@@ -26,10 +32,19 @@ pub struct Buffer {
 
 impl Buffer {
     /// Adds a valid event of `table` for UTC day `day`; `size` is its size on the topic.
-    pub fn push(&mut self, table: Table, day: i32, event: Envelope, size: usize) {
+    /// An event whose id the buffer already holds (a client's retry, a producer's redelivery)
+    /// is counted as skipped for [`DUPLICATE`] instead: the id is the idempotency key, so the
+    /// first event with it is the one kept. Returns whether the event was taken as a row.
+    pub fn push(&mut self, table: Table, day: i32, event: Envelope, size: usize) -> bool {
+        if self.ids.contains(event.event_id.as_str()) {
+            self.skip(DUPLICATE);
+            return false;
+        }
         self.touch();
         self.bytes += size as u64 + ROW_OVERHEAD;
+        self.ids.insert(event.event_id.clone());
         self.groups.entry((table, day)).or_default().push(event);
+        true
     }
 
     /// Counts a record that is not a valid event; its offset is committed like any other.
@@ -107,5 +122,27 @@ mod tests {
         assert_eq!(taken.skipped["json"], 1);
         assert!(b.is_empty());
         assert_eq!(b.bytes(), 0);
+    }
+
+    #[test]
+    fn a_second_event_with_a_held_id_is_skipped_as_a_duplicate_and_the_first_kept() {
+        let mut b = Buffer::default();
+        assert!(b.push(Table::Follows, 0, event(), 100));
+        let mut retry = event();
+        retry.ts = 5;
+        assert!(!b.push(Table::Follows, 0, retry, 100));
+        let mut other = event();
+        other.event_id = "f".into();
+        assert!(b.push(Table::Follows, 0, other, 100));
+        let taken = b.take();
+        let kept = &taken.groups[&(Table::Follows, 0)];
+        assert_eq!(kept.len(), 2);
+        assert_eq!((kept[0].event_id.as_str(), kept[0].ts), ("e", 0));
+        assert_eq!(taken.skipped[DUPLICATE], 1);
+        let mut again = Buffer::default();
+        assert!(
+            again.push(Table::Follows, 0, event(), 100),
+            "a new commit starts afresh"
+        );
     }
 }

@@ -395,7 +395,11 @@ impl Intake {
             Ok(envelope) => match day_of(envelope.ts) {
                 Some(day) => {
                     let table = Table::of(envelope.kind());
-                    self.buffer.push(table, day, envelope, payload.len());
+                    if !self.buffer.push(table, day, envelope, payload.len()) {
+                        tracing::debug!(partition, offset, "skipped a duplicate event id");
+                        metrics::counter!(m::EVENTS_SKIPPED, "reason" => buffer::DUPLICATE)
+                            .increment(1);
+                    }
                 }
                 None => self.skip(TS_OUT_OF_RANGE, partition, offset),
             },
