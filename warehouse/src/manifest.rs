@@ -1,8 +1,8 @@
 //! The manifest, `_sink/manifest.json`: the one source of truth for what a root holds.
 //!
 //! It lists every live data file and, for the sink, the next offset of every partition: each
-//! record before its partition's offset is in exactly one listed file, or was skipped as not a
-//! valid event. It is only ever replaced whole, atomically (temporary file, fsync, rename,
+//! record before its partition's offset is in exactly one listed file, or was skipped (not a
+//! valid event, or a repeat of an id in its commit). It is only ever replaced whole, atomically (temporary file, fsync, rename,
 //! fsync of the folder), and only by a holder of the commit lock, so the offsets and the file
 //! list always change together.
 
@@ -33,9 +33,10 @@ pub struct Manifest {
     /// Every live data file, by path relative to the root (`<table>/dt=…/<name>`).
     pub files: BTreeMap<String, FileEntry>,
     /// Rows the sink has committed per table, over the root's life (compaction moves rows
-    /// between files and leaves this alone).
+    /// between files and leaves this alone, the copies of an event it leaves out included).
     pub rows: BTreeMap<String, u64>,
-    /// Records skipped because they were not valid events, per reason, over the root's life.
+    /// Records skipped, per reason, over the root's life: not valid events (a validation rule,
+    /// `ts_out_of_range`) or repeats of an id within a commit (`duplicate_event_id`).
     pub skipped: BTreeMap<String, u64>,
     /// The last compaction's sequence number; compacted files carry it in their names.
     pub compactions: u64,

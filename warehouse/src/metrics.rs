@@ -1,5 +1,6 @@
 //! Metric names of the warehouse. Labels: `table` (one of ten), `reason` (a validation rule
-//! name or `ts_out_of_range`), `partition` (bounded by the topic's partition count).
+//! name, `ts_out_of_range` or `duplicate_event_id`), `partition` (bounded by the topic's
+//! partition count).
 
 /// Records read from the topic, valid or not.
 pub const RECORDS_CONSUMED: &str = "aperture_warehouse_records_consumed_total";
@@ -38,7 +39,10 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "time to encode, fsync and rename one commit"
     );
-    metrics::describe_counter!(EVENTS_SKIPPED, "records skipped as invalid, by reason");
+    metrics::describe_counter!(
+        EVENTS_SKIPPED,
+        "records that are not rows (invalid, or a repeated event id), by reason"
+    );
     metrics::describe_gauge!(
         BUFFERED_BYTES,
         metrics::Unit::Bytes,

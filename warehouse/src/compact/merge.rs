@@ -8,8 +8,9 @@
 //! every output but the last is at least `target` bytes.
 //!
 //! A row whose whole sort key (which ends in `event_id`) equals the row before it is a second
-//! copy of the same event, written by two commits of the sink; it is left out, so a partition
-//! once compacted holds each redelivered event once.
+//! copy of the same event, written by two commits of the sink; it is left out. Only copies
+//! among the files merged together meet: a copy that arrives after its original went into a
+//! file of the target size stays (compaction does not rewrite full files).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -8,7 +8,9 @@
 //! file, and rolls to a new output file at the target size. A second copy of an event in the
 //! merged files (the same `event_id` at the same place in the order, as a producer's retry
 //! that reached the topic twice and landed in two sink commits) is left out: the sink drops
-//! repeated ids within a commit, compaction among the files it merges.
+//! any repeated id within a commit, compaction drops identical copies among the files it
+//! merges (not a copy whose original already sits in a file of the target size, and not a
+//! second event that reuses an id with other content, which sorts elsewhere).
 //!
 //! # Swapping a partition in, atomically
 //!

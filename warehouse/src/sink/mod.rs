@@ -123,8 +123,8 @@ pub fn drain(config: &Config, shutdown: CancellationToken) -> Result<Summary, Wa
 
 /// Writes `events` into the warehouse at `root` as one commit, without reading a topic: for
 /// fixtures, golden tests and benchmarks. The manifest records `source` as the root's topic
-/// (so a sink of a real topic refuses the root) and no offsets. Events without a warehouse day
-/// are skipped and counted, as the sink does.
+/// (so a sink of a real topic refuses the root) and no offsets. Events without a warehouse day,
+/// and repeats of an event id, are skipped and counted, as the sink does.
 pub fn write_events(
     root: &std::path::Path,
     source: &str,
