@@ -39,10 +39,10 @@
 //!
 //! So a record before the manifest's offset is in exactly one listed file (or was skipped, and
 //! counted: not a valid event, or a repeat of an event id in the same commit), and a record
-//! after it is in none: nothing lost, nothing twice. And
-//! since data files get their final name only after their commit is durable, a reader listing
-//! the folders never sees rows that a restart would take back; it may, for the moment between
-//! a crash in step 4 and the restart, miss rows that are already committed.
+//! after it is in none: nothing lost, nothing twice. And since data files get their final name
+//! only after their commit is durable, a reader listing the folders never sees rows that a
+//! restart would take back; it may, for the moment between a crash in step 4 and the restart,
+//! miss rows that are already committed.
 //!
 //! This order, manifest first and renames after, is deliberate: the other order (rename, then
 //! manifest, and delete unlisted files at restart) lets readers see rows of a commit that a

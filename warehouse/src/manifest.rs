@@ -2,9 +2,9 @@
 //!
 //! It lists every live data file and, for the sink, the next offset of every partition: each
 //! record before its partition's offset is in exactly one listed file, or was skipped (not a
-//! valid event, or a repeat of an id in its commit). It is only ever replaced whole, atomically (temporary file, fsync, rename,
-//! fsync of the folder), and only by a holder of the commit lock, so the offsets and the file
-//! list always change together.
+//! valid event, or a repeat of an id in its commit). It is only ever replaced whole,
+//! atomically (temporary file, fsync, rename, fsync of the folder), and only by a holder of
+//! the commit lock, so the offsets and the file list always change together.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -33,11 +33,11 @@ pub struct Buffer {
 impl Buffer {
     /// Adds a valid event of `table` for UTC day `day`; `size` is its size on the topic.
     /// An event whose id the buffer already holds (a client's retry, a producer's redelivery)
-    /// is counted as skipped for [`DUPLICATE`] instead: the id is the idempotency key, so the
-    /// first event with it is the one kept. Returns whether the event was taken as a row.
+    /// is not taken, and the caller counts it as skipped for [`DUPLICATE`]: the id is the
+    /// idempotency key, so the first event with it is the one kept. Returns whether the event
+    /// was taken as a row.
     pub fn push(&mut self, table: Table, day: i32, event: Envelope, size: usize) -> bool {
         if self.ids.contains(event.event_id.as_str()) {
-            self.skip(DUPLICATE);
             return false;
         }
         self.touch();
@@ -131,6 +131,7 @@ mod tests {
         let mut retry = event();
         retry.ts = 5;
         assert!(!b.push(Table::Follows, 0, retry, 100));
+        b.skip(DUPLICATE);
         let mut other = event();
         other.event_id = "f".into();
         assert!(b.push(Table::Follows, 0, other, 100));

@@ -137,7 +137,9 @@ pub fn write_events(
         match day_of(event.ts) {
             Some(day) => {
                 let size = event.event_id.len() + 64;
-                buffer.push(Table::of(event.kind()), day, event, size);
+                if !buffer.push(Table::of(event.kind()), day, event, size) {
+                    buffer.skip(buffer::DUPLICATE);
+                }
             }
             None => buffer.skip(TS_OUT_OF_RANGE),
         }
@@ -396,9 +398,7 @@ impl Intake {
                 Some(day) => {
                     let table = Table::of(envelope.kind());
                     if !self.buffer.push(table, day, envelope, payload.len()) {
-                        tracing::debug!(partition, offset, "skipped a duplicate event id");
-                        metrics::counter!(m::EVENTS_SKIPPED, "reason" => buffer::DUPLICATE)
-                            .increment(1);
+                        self.skip(buffer::DUPLICATE, partition, offset);
                     }
                 }
                 None => self.skip(TS_OUT_OF_RANGE, partition, offset),
@@ -413,7 +413,7 @@ impl Intake {
             partition,
             offset,
             reason,
-            "skipped a record that is not a valid event"
+            "skipped a record that is not a row"
         );
         metrics::counter!(m::EVENTS_SKIPPED, "reason" => reason).increment(1);
         self.buffer.skip(reason);
