@@ -42,26 +42,15 @@ pub fn commit(
 ) -> Result<Committed, WarehouseError> {
     let started = Instant::now();
     let n = manifest.commit + 1;
-    let meta = [
-        (META_TOPIC, manifest.topic.clone()),
-        (META_WRITER, format!("sink commit {n}")),
-    ];
 
     // 1. Every file in _sink/tmp/, fsynced. Nothing is visible to readers yet.
-    let mut written: Vec<(Table, String, FileEntry)> = Vec::new();
-    for ((table, day), events) in taken.groups {
-        let refs: Vec<&Envelope> = events.iter().collect();
-        let batch = record_batch(table, &refs)?;
-        let rel = format!("{}/{}", partition_rel(table, day), part_name(n));
-        let entry = write_file(
-            &tmp_path_for(root, &rel),
-            table,
-            &batch,
-            row_group_size,
-            &meta,
-        )?;
-        written.push((table, rel, entry));
-    }
+    let written = write_files(
+        |rel| tmp_path_for(root, rel),
+        &manifest.topic,
+        n,
+        taken.groups,
+        row_group_size,
+    )?;
     sync_dir(&tmp_dir(root))?;
     failpoint::hit("sink-before-manifest");
 
@@ -78,42 +67,88 @@ pub fn commit(
         });
     }
     finish_swap(root, &mut next_manifest)?;
-    next_manifest.commit = n;
-    next_manifest.offsets = next.clone();
-    for (table, rel, entry) in &written {
-        next_manifest.files.insert(rel.clone(), *entry);
-        *next_manifest
-            .rows
-            .entry(table.name().to_owned())
-            .or_default() += entry.rows;
-    }
-    let mut skipped = 0;
-    for (reason, count) in &taken.skipped {
-        *next_manifest
-            .skipped
-            .entry((*reason).to_owned())
-            .or_default() += count;
-        skipped += count;
-    }
+    let skipped = record(&mut next_manifest, n, next, &written, &taken.skipped);
     next_manifest.store(root)?;
     *manifest = next_manifest;
     failpoint::hit("sink-after-manifest");
 
     // 3. Into place, durably. A crash in here is finished by the next start.
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
-    for (_, rel, _) in &written {
-        let target = root.join(rel);
+    for file in &written {
+        let target = root.join(&file.rel);
         let dir = target
             .parent()
-            .ok_or_else(|| WarehouseError::Internal(format!("{rel} has no folder")))?;
+            .ok_or_else(|| WarehouseError::Internal(format!("{} has no folder", file.rel)))?;
         create_dir_durably(dir)?;
-        rename(&tmp_path_for(root, rel), &target)?;
+        rename(&tmp_path_for(root, &file.rel), &target)?;
         dirs.insert(dir.to_path_buf());
     }
     for dir in &dirs {
         sync_dir(dir)?;
     }
+    Ok(committed(n, &written, skipped, started))
+}
 
+/// One file a commit wrote: its table, its path relative to the root once in place, its entry.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub table: Table,
+    pub rel: String,
+    pub entry: FileEntry,
+}
+
+/// Writes commit `n`'s file of every (table, day) group at `local(rel)`, durably, where `rel`
+/// is the file's path relative to the root once in place.
+pub fn write_files(
+    local: impl Fn(&str) -> PathBuf,
+    topic: &str,
+    n: u64,
+    groups: BTreeMap<(Table, i32), Vec<Envelope>>,
+    row_group_size: usize,
+) -> Result<Vec<Written>, WarehouseError> {
+    let meta = [
+        (META_TOPIC, topic.to_owned()),
+        (META_WRITER, format!("sink commit {n}")),
+    ];
+    let mut written = Vec::with_capacity(groups.len());
+    for ((table, day), events) in groups {
+        let refs: Vec<&Envelope> = events.iter().collect();
+        let batch = record_batch(table, &refs)?;
+        let rel = format!("{}/{}", partition_rel(table, day), part_name(n));
+        let entry = write_file(&local(&rel), table, &batch, row_group_size, &meta)?;
+        written.push(Written { table, rel, entry });
+    }
+    Ok(written)
+}
+
+/// Records commit `n` in `manifest`: its files, the next offsets, the rows and the skips.
+/// Returns the records skipped.
+pub fn record(
+    manifest: &mut Manifest,
+    n: u64,
+    next: &BTreeMap<i32, i64>,
+    written: &[Written],
+    skips: &BTreeMap<&'static str, u64>,
+) -> u64 {
+    manifest.commit = n;
+    manifest.offsets = next.clone();
+    for file in written {
+        manifest.files.insert(file.rel.clone(), file.entry);
+        *manifest
+            .rows
+            .entry(file.table.name().to_owned())
+            .or_default() += file.entry.rows;
+    }
+    let mut skipped = 0;
+    for (reason, count) in skips {
+        *manifest.skipped.entry((*reason).to_owned()).or_default() += count;
+        skipped += count;
+    }
+    skipped
+}
+
+/// What commit `n` did, metered.
+pub fn committed(n: u64, written: &[Written], skipped: u64, started: Instant) -> Committed {
     let mut committed = Committed {
         commit: n,
         files: written.len(),
@@ -122,15 +157,16 @@ pub fn commit(
         bytes: 0,
         elapsed: Duration::ZERO,
     };
-    for (table, _, entry) in &written {
-        metrics::counter!(m::ROWS_WRITTEN, "table" => table.name()).increment(entry.rows);
-        metrics::counter!(m::FILES_COMMITTED, "table" => table.name()).increment(1);
-        metrics::counter!(m::BYTES_WRITTEN, "table" => table.name()).increment(entry.bytes);
-        committed.rows += entry.rows;
-        committed.bytes += entry.bytes;
+    for file in written {
+        let table = file.table.name();
+        metrics::counter!(m::ROWS_WRITTEN, "table" => table).increment(file.entry.rows);
+        metrics::counter!(m::FILES_COMMITTED, "table" => table).increment(1);
+        metrics::counter!(m::BYTES_WRITTEN, "table" => table).increment(file.entry.bytes);
+        committed.rows += file.entry.rows;
+        committed.bytes += file.entry.bytes;
     }
     committed.elapsed = started.elapsed();
     metrics::counter!(m::COMMITS).increment(1);
     metrics::histogram!(m::COMMIT_SECONDS).record(committed.elapsed.as_secs_f64());
-    Ok(committed)
+    committed
 }
