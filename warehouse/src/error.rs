@@ -86,8 +86,39 @@ pub enum WarehouseError {
         path: PathBuf,
         reason: String,
     },
+    #[error("warehouse.root {root}: {reason}")]
+    Root { root: String, reason: String },
+    #[error("could not {action} {path}: {source}")]
+    Object {
+        action: &'static str,
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error(
+        "another sink (token {writer}) took over {root} after this one (token {token}); a root \
+         has one sink at a time, and the one that opened it last writes it"
+    )]
+    Fenced {
+        root: String,
+        token: String,
+        writer: String,
+    },
     #[error("bug: {0}")]
     Internal(String),
+}
+
+/// Wraps an object store error with what was being done to which object.
+pub fn object(
+    action: &'static str,
+    path: impl std::fmt::Display,
+) -> impl FnOnce(object_store::Error) -> WarehouseError {
+    let path = path.to_string();
+    move |source| WarehouseError::Object {
+        action,
+        path,
+        source,
+    }
 }
 
 /// Wraps an I/O error with what was being done to which path.

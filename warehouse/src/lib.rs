@@ -12,9 +12,13 @@
 //! - [`sink`]: the consume loop and its commit. [`compact`]: merging small files.
 //! - [`sql`]: the DataFusion catalog, the rollup views, output formats, the shell and the
 //!   data dictionary.
+//! - [`object`]: roots on object storage (`s3://bucket/prefix`), where the same protocol runs on
+//!   conditional puts of the manifest instead of renames and locks.
 //! - [`metrics`]: metric names. [`failpoint`]: crash points for the crash tests.
 //!
 //! # Exactly once
+//!
+//! (On a local root, as below; [`object`] says how an object root keeps the same promises.)
 //!
 //! Kafka delivers at least once and a sink may die at any instant; the warehouse must still
 //! hold every valid event of the topic exactly once. The sink keeps its position in the
@@ -60,6 +64,7 @@ pub mod fs;
 pub mod layout;
 pub mod manifest;
 pub mod metrics;
+pub mod object;
 pub mod recover;
 pub mod rows;
 pub mod sink;

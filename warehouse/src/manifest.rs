@@ -45,6 +45,11 @@ pub struct Manifest {
     /// finishes it before doing anything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swap: Option<Swap>,
+    /// On object storage (see [`crate::object`]): the token of the sink that holds the root.
+    /// A sink takes the root by writing its token here, which fences the one before it: that
+    /// one's next commit finds another writer and stops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
     /// Wall-clock time of the last change, ms since the epoch (for operators).
     pub updated_at_ms: i64,
 }
@@ -59,7 +64,7 @@ pub struct FileEntry {
 }
 
 /// A partition folder being replaced by its compacted version (see [`crate::compact`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Swap {
     /// The live folder, relative to the root: `<table>/dt=YYYY-MM-DD`.
@@ -69,6 +74,14 @@ pub struct Swap {
     /// The compacted file's name, in the staged folder and, after the swap, in the live one:
     /// how recovery tells whether the swap happened.
     pub output: String,
+    /// On object storage, where no folder can be swapped whole: the names of the files merged
+    /// away, deleted from the live folder when the swap is carried out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
+    /// On object storage: every file the merge wrote (`output` is the first), copied from the
+    /// staging prefix into the live folder when the swap is carried out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
 }
 
 impl Manifest {
@@ -84,6 +97,7 @@ impl Manifest {
             skipped: BTreeMap::new(),
             compactions: 0,
             swap: None,
+            writer: None,
             updated_at_ms: 0,
         }
     }
@@ -100,8 +114,13 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io("read", &path)(e)),
         };
+        Self::from_bytes(&bytes, path).map(Some)
+    }
+
+    /// Parses a manifest read from `path` (a file, or an object's URL).
+    pub fn from_bytes(bytes: &[u8], path: PathBuf) -> Result<Manifest, WarehouseError> {
         let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| WarehouseError::Manifest {
+            serde_json::from_slice(bytes).map_err(|e| WarehouseError::Manifest {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
@@ -114,16 +133,21 @@ impl Manifest {
                 ),
             });
         }
-        Ok(Some(manifest))
+        Ok(manifest)
     }
 
-    /// Replaces the manifest of `root` with this one, atomically and durably.
-    pub fn store(&mut self, root: &Path) -> Result<(), WarehouseError> {
+    /// Stamps the time of this change and serialises the manifest.
+    pub fn to_bytes(&mut self) -> Vec<u8> {
         self.updated_at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         // Maps of strings and integers always serialise.
-        let bytes = serde_json::to_vec_pretty(self).expect("a manifest serialises to JSON");
+        serde_json::to_vec_pretty(self).expect("a manifest serialises to JSON")
+    }
+
+    /// Replaces the manifest of `root` with this one, atomically and durably.
+    pub fn store(&mut self, root: &Path) -> Result<(), WarehouseError> {
+        let bytes = self.to_bytes();
         replace_file(&sink_dir(root), MANIFEST, &bytes)
     }
 
@@ -184,6 +208,7 @@ mod tests {
             partition: "likes/dt=2025-11-23".into(),
             staging: "_sink/staging/000000000001".into(),
             output: "compact-000000000001.parquet".into(),
+            ..Swap::default()
         });
         m.store(dir.path()).unwrap();
         assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m));

@@ -339,6 +339,7 @@ mod tests {
             partition: partition_rel(Table::Likes, DAY),
             staging: relative(root, &staged),
             output: "compact-000000000001.parquet".into(),
+            ..Swap::default()
         });
         manifest.store(root).unwrap();
         drop(lock);

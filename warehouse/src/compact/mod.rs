@@ -57,6 +57,7 @@ use crate::fs::{Lock, create_dir_durably, entries, exchange, remove_tree, sync_d
 use crate::layout::{COMPACT_LOCK, compact_name, relative, sink_dir, staging_dir};
 use crate::manifest::{FileEntry, Manifest, Swap};
 use crate::metrics as m;
+use crate::object::Root;
 use crate::recover::{Repairs, commit_lock, delete_staging_leftovers, finish_swap};
 
 /// Most files merged in one pass: each input holds a file descriptor and a batch in memory.
@@ -110,6 +111,14 @@ impl Settings {
 
 /// Compacts the partitions of `settings.root` that `filter` selects.
 pub fn compact(settings: &Settings, filter: &Filter) -> Result<Report, WarehouseError> {
+    let local = match Root::parse(&settings.root)? {
+        Root::Object(root) => return crate::object::compact::compact(&root, settings, filter),
+        Root::Local(path) => Settings {
+            root: path,
+            ..settings.clone()
+        },
+    };
+    let settings = &local;
     let root = &settings.root;
     if Manifest::load(root)?.is_none() {
         return Err(WarehouseError::Manifest {
@@ -168,7 +177,7 @@ pub fn compact(settings: &Settings, filter: &Filter) -> Result<Report, Warehouse
 }
 
 /// The table and day of a manifest partition folder `<table>/dt=YYYY-MM-DD`.
-fn parse_partition(partition: &str) -> Option<(Table, i32)> {
+pub(crate) fn parse_partition(partition: &str) -> Option<(Table, i32)> {
     let (table, dt) = partition.split_once('/')?;
     Some((
         Table::parse(table)?,
@@ -285,6 +294,7 @@ fn compact_files(
         partition: partition.to_owned(),
         staging: relative(root, &staged),
         output,
+        ..Swap::default()
     });
     manifest.store(root)?;
     failpoint::hit("compact-after-manifest");

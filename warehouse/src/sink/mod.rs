@@ -32,6 +32,8 @@ use crate::error::WarehouseError;
 use crate::fs::Lock;
 use crate::manifest::Manifest;
 use crate::metrics as m;
+use crate::object::Root;
+use crate::object::sink::ObjectSink;
 use crate::recover::open_for_sink;
 use buffer::Buffer;
 use commit::Committed;
@@ -77,17 +79,33 @@ impl Progress {
 /// The sink: consumes every partition of the events topic into the warehouse root.
 pub struct Sink {
     consumer: BaseConsumer,
-    root: PathBuf,
+    target: Target,
     topic: String,
     manifest: Manifest,
-    /// Held for the sink's life: one sink per root.
-    _lock: Lock,
     intake: Intake,
     roll_size: u64,
     roll_interval: Duration,
     row_group_size: usize,
     shutdown: CancellationToken,
     summary: Summary,
+}
+
+/// The root the sink writes, and its hold on it.
+#[derive(Debug)]
+enum Target {
+    /// A folder, with the lock held for the sink's life: one sink per root.
+    Local { root: PathBuf, _lock: Lock },
+    /// A prefix in an object store, taken by the sink's token in the manifest.
+    Object(Box<ObjectSink>),
+}
+
+impl Target {
+    fn display(&self) -> String {
+        match self {
+            Target::Local { root, .. } => root.display().to_string(),
+            Target::Object(sink) => sink.root().url().to_string(),
+        }
+    }
 }
 
 /// What the sink has read and not yet committed.
@@ -102,7 +120,7 @@ struct Intake {
 impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sink")
-            .field("root", &self.root)
+            .field("root", &self.target.display())
             .field("topic", &self.topic)
             .field("commit", &self.manifest.commit)
             .finish()
@@ -173,10 +191,18 @@ impl Sink {
         if partitions.is_empty() {
             return Err(WarehouseError::NoTopic(topic));
         }
-        let root = config.warehouse.root.clone();
-        let (lock, manifest, repairs) = open_for_sink(&root, &topic)?;
+        let (target, manifest, repairs) = match Root::parse(&config.warehouse.root)? {
+            Root::Local(root) => {
+                let (lock, manifest, repairs) = open_for_sink(&root, &topic)?;
+                (Target::Local { root, _lock: lock }, manifest, repairs)
+            }
+            Root::Object(root) => {
+                let (sink, manifest, repairs) = ObjectSink::open(root, &topic)?;
+                (Target::Object(Box::new(sink)), manifest, repairs)
+            }
+        };
         tracing::info!(
-            root = %root.display(),
+            root = %target.display(),
             commit = manifest.commit,
             completed = repairs.completed.len(),
             deleted = repairs.deleted.len(),
@@ -185,7 +211,7 @@ impl Sink {
         );
         let mut sink = Sink {
             consumer,
-            root,
+            target,
             intake: Intake {
                 buffer: Buffer::default(),
                 next: manifest.offsets.clone(),
@@ -193,7 +219,6 @@ impl Sink {
             },
             manifest,
             topic,
-            _lock: lock,
             roll_size: config.warehouse.roll_size,
             roll_interval: config.warehouse.roll_interval,
             row_group_size: config.warehouse.row_group_size,
@@ -331,13 +356,21 @@ impl Sink {
 
     fn commit(&mut self) -> Result<Committed, WarehouseError> {
         let taken = self.intake.buffer.take();
-        let committed = commit::commit(
-            &self.root,
-            self.row_group_size,
-            &mut self.manifest,
-            taken,
-            &self.intake.next,
-        )?;
+        let committed = match &self.target {
+            Target::Local { root, .. } => commit::commit(
+                root,
+                self.row_group_size,
+                &mut self.manifest,
+                taken,
+                &self.intake.next,
+            )?,
+            Target::Object(sink) => sink.commit(
+                self.row_group_size,
+                &mut self.manifest,
+                taken,
+                &self.intake.next,
+            )?,
+        };
         self.summary.commits += 1;
         self.summary.rows += committed.rows;
         self.summary.skipped += committed.skipped;

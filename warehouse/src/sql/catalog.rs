@@ -15,6 +15,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use super::SqlError;
 use crate::layout::table_dir;
+use crate::object::Root;
 
 /// A rollup the project owns: a view defined by one SQL file of `warehouse/sql/`, whose
 /// leading comment documents it (see [`View::doc`] and [`View::column_docs`]).
@@ -136,9 +137,19 @@ async fn with_tables(root: Option<&Path>) -> Result<SessionContext, SqlError> {
         .with_information_schema(true)
         .with_default_catalog_and_schema("aperture", "warehouse");
     let ctx = SessionContext::new_with_config(config);
+    let root = root
+        .map(Root::parse)
+        .transpose()
+        .map_err(|e| SqlError::Root(e.to_string()))?;
+    if let Some(Root::Object(root)) = &root {
+        ctx.register_object_store(&root.store_url(), Arc::clone(root.store()));
+    }
     for table in Table::ALL {
-        let provider: Arc<dyn TableProvider> = match root {
-            Some(root) => provider(root, table)?,
+        let provider: Arc<dyn TableProvider> = match &root {
+            Some(Root::Local(root)) => provider(root, table)?,
+            Some(Root::Object(root)) => {
+                listing(ListingTableUrl::parse(root.table_url(table))?, table)?
+            }
             None => Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?),
         };
         ctx.register_table(table.name(), provider)?;
@@ -178,7 +189,14 @@ fn provider(root: &Path, table: Table) -> Result<Arc<dyn TableProvider>, SqlErro
         action: "resolve the warehouse root",
         source,
     })?;
-    let url = ListingTableUrl::parse(format!("{}/", dir.display()))?;
+    listing(
+        ListingTableUrl::parse(format!("{}/", dir.display()))?,
+        table,
+    )
+}
+
+/// The listing table of `table`'s folder at `url`: its files, `dt` from the folder names.
+fn listing(url: ListingTableUrl, table: Table) -> Result<Arc<dyn TableProvider>, SqlError> {
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![(DT.to_owned(), DataType::Date32)]);

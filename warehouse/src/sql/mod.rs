@@ -38,6 +38,8 @@ pub enum SqlError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Root(String),
     #[error("bug: rollup {view} does not plan: {source}")]
     View {
         view: &'static str,

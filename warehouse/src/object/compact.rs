@@ -1,0 +1,265 @@
+//! Compaction of an object root: the merge of [`crate::compact::merge`] on local copies of the
+//! inputs, and the swap recorded in the manifest and carried out object by object (the
+//! protocol is in the [module docs](super)).
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use aperture_schema::warehouse::Table;
+
+use super::{ObjectRoot, runtime, token};
+use crate::compact::{Filter, Report, Settings, merge, parse_partition};
+use crate::error::{WarehouseError, io};
+use crate::files::{META_TOPIC, META_WRITER};
+use crate::layout::{SINK_DIR, STAGING_DIR, compact_name};
+use crate::manifest::{FileEntry, Manifest, Swap};
+use crate::metrics as m;
+
+/// A staging prefix older than this, and not the manifest's pending swap, belongs to a
+/// compaction that died before its commit. A live one commits within moments of its uploads.
+const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
+
+/// Compacts the partitions of `root` that `filter` selects.
+pub fn compact(
+    root: &ObjectRoot,
+    settings: &Settings,
+    filter: &Filter,
+) -> Result<Report, WarehouseError> {
+    runtime()?.block_on(run(root, settings, filter))
+}
+
+async fn run(
+    root: &ObjectRoot,
+    settings: &Settings,
+    filter: &Filter,
+) -> Result<Report, WarehouseError> {
+    let (manifest, _) = root.load().await?.ok_or_else(|| WarehouseError::Manifest {
+        path: PathBuf::from(root.display(&format!("{SINK_DIR}/manifest.json"))),
+        reason: "there is none; a warehouse root gets one when the sink first opens it".into(),
+    })?;
+    if let Some(swap) = &manifest.swap {
+        root.carry_out(swap).await?;
+        clear_swap(root, swap).await?;
+    }
+    delete_abandoned_staging(root, manifest.swap.as_ref()).await?;
+    let token = token();
+    let mut report = Report::default();
+    for partition in manifest.partitions() {
+        let Some((table, day)) = parse_partition(&partition) else {
+            continue;
+        };
+        if filter.table.is_some_and(|t| t != table) || filter.day.is_some_and(|d| d != day) {
+            continue;
+        }
+        let mut compacted = false;
+        loop {
+            let live = load(root).await?.files_in(&partition);
+            let small: Vec<String> = live
+                .iter()
+                .filter(|(_, e)| e.bytes < settings.target_size)
+                .map(|(name, _)| name.clone())
+                .take(settings.fan_in.max(2))
+                .collect();
+            if small.len() < 2 {
+                break;
+            }
+            let Some(pass) =
+                compact_files(root, settings, table, &partition, &small, &token).await?
+            else {
+                break;
+            };
+            report.inputs += small.len();
+            report.outputs += pass.outputs;
+            report.rows += pass.rows;
+            report.duplicates += pass.duplicates;
+            compacted = true;
+        }
+        if compacted {
+            report.partitions += 1;
+        }
+    }
+    Ok(report)
+}
+
+async fn load(root: &ObjectRoot) -> Result<Manifest, WarehouseError> {
+    Ok(root
+        .load()
+        .await?
+        .ok_or_else(|| WarehouseError::Internal("the manifest vanished during compaction".into()))?
+        .0)
+}
+
+struct Pass {
+    outputs: usize,
+    rows: u64,
+    duplicates: u64,
+}
+
+/// Merges `inputs` (names of live files of `partition`) and swaps the result in. `None` when
+/// the partition is left for a later run: an input is not in place yet (its commit is still
+/// being copied in), or another compaction took the inputs first.
+async fn compact_files(
+    root: &ObjectRoot,
+    settings: &Settings,
+    table: Table,
+    partition: &str,
+    inputs: &[String],
+    token: &str,
+) -> Result<Option<Pass>, WarehouseError> {
+    let scratch = tempfile::Builder::new()
+        .prefix("aperture-compact-")
+        .tempdir()
+        .map_err(io("create", std::env::temp_dir()))?;
+    let (in_dir, out_dir) = (scratch.path().join("in"), scratch.path().join("out"));
+    for dir in [&in_dir, &out_dir] {
+        std::fs::create_dir(dir).map_err(io("create", dir))?;
+    }
+    let mut paths = Vec::with_capacity(inputs.len());
+    for name in inputs {
+        let local = in_dir.join(name);
+        if !root
+            .download(&format!("{partition}/{name}"), &local)
+            .await?
+        {
+            tracing::info!(partition, file = %name, "a listed file is not in place yet; later");
+            return Ok(None);
+        }
+        paths.push(local);
+    }
+
+    // The merge, on the local copies: the slow part, before any commit.
+    let manifest = load(root).await?;
+    let first_seq = manifest.compactions + 1;
+    let meta = [
+        (META_TOPIC, manifest.topic.clone()),
+        (
+            META_WRITER,
+            format!("compaction of {} files of {partition}", inputs.len()),
+        ),
+    ];
+    let merge::Merged {
+        outputs,
+        duplicates,
+    } = merge::merge(
+        table,
+        &paths,
+        &out_dir,
+        |k| compact_name(first_seq + k as u64),
+        settings.target_size,
+        settings.row_group_size,
+        &meta,
+    )?;
+    let live = manifest.files_in(partition);
+    let in_rows: u64 = inputs
+        .iter()
+        .filter_map(|n| live.get(n))
+        .map(|e| e.rows)
+        .sum();
+    let out_rows: u64 = outputs.iter().map(|(_, e)| e.rows).sum();
+    if in_rows != out_rows + duplicates {
+        return Err(WarehouseError::Internal(format!(
+            "merging {partition} read {in_rows} rows but wrote {out_rows} and left out \
+             {duplicates} duplicates"
+        )));
+    }
+    let staging = format!("{SINK_DIR}/{STAGING_DIR}/{first_seq:012}-{token}");
+    for (name, _) in &outputs {
+        root.upload(&out_dir.join(name), &format!("{staging}/{name}"))
+            .await?;
+    }
+    let swap = Swap {
+        partition: partition.to_owned(),
+        staging: staging.clone(),
+        output: outputs
+            .first()
+            .map(|(name, _)| name.clone())
+            .ok_or_else(|| {
+                WarehouseError::Internal(format!("merging {partition} wrote no file"))
+            })?,
+        inputs: inputs.to_vec(),
+        outputs: outputs.iter().map(|(name, _)| name.clone()).collect(),
+    };
+
+    // The commit point: the manifest put against the version read.
+    loop {
+        let (mut manifest, read) = root.load().await?.ok_or_else(|| {
+            WarehouseError::Internal("the manifest vanished during compaction".into())
+        })?;
+        if let Some(pending) = manifest.swap.take() {
+            root.carry_out(&pending).await?;
+        }
+        let live = manifest.files_in(partition);
+        if manifest.compactions >= first_seq || inputs.iter().any(|n| !live.contains_key(n)) {
+            // Another compaction got there first; its result stands.
+            for (name, _) in &outputs {
+                root.delete(&format!("{staging}/{name}")).await?;
+            }
+            return Ok(None);
+        }
+        for name in inputs {
+            manifest.files.remove(&format!("{partition}/{name}"));
+        }
+        manifest.files.extend(
+            outputs
+                .iter()
+                .map(|(name, entry): &(String, FileEntry)| (format!("{partition}/{name}"), *entry)),
+        );
+        manifest.compactions = first_seq + outputs.len().saturating_sub(1) as u64;
+        manifest.swap = Some(swap.clone());
+        if root.store_manifest(&mut manifest, Some(&read)).await? {
+            break;
+        }
+    }
+    crate::failpoint::hit("compact-after-manifest");
+    root.carry_out(&swap).await?;
+    crate::failpoint::hit("compact-after-swap");
+    clear_swap(root, &swap).await?;
+    metrics::counter!(m::FILES_COMPACTED, "table" => table.name()).increment(inputs.len() as u64);
+    tracing::info!(
+        partition,
+        inputs = inputs.len(),
+        outputs = outputs.len(),
+        rows = out_rows,
+        duplicates,
+        "compacted"
+    );
+    Ok(Some(Pass {
+        outputs: outputs.len(),
+        rows: out_rows,
+        duplicates,
+    }))
+}
+
+/// Clears the manifest's record of `swap`, once carried out (unless someone already did).
+async fn clear_swap(root: &ObjectRoot, swap: &Swap) -> Result<(), WarehouseError> {
+    loop {
+        let Some((mut manifest, read)) = root.load().await? else {
+            return Ok(());
+        };
+        if manifest.swap.as_ref() != Some(swap) {
+            return Ok(());
+        }
+        manifest.swap = None;
+        if root.store_manifest(&mut manifest, Some(&read)).await? {
+            return Ok(());
+        }
+    }
+}
+
+/// Deletes staged outputs of compactions that died before their commit.
+async fn delete_abandoned_staging(
+    root: &ObjectRoot,
+    pending: Option<&Swap>,
+) -> Result<(), WarehouseError> {
+    let now = SystemTime::now();
+    for (rel, meta) in root.list(&format!("{SINK_DIR}/{STAGING_DIR}")).await? {
+        let of_pending = pending.is_some_and(|s| rel.starts_with(&format!("{}/", s.staging)));
+        let age = now
+            .duration_since(SystemTime::from(meta.last_modified))
+            .unwrap_or_default();
+        if !of_pending && age > ABANDONED_AFTER {
+            root.delete(&rel).await?;
+        }
+    }
+    Ok(())
+}
