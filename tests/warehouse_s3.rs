@@ -1,10 +1,11 @@
 //! The warehouse on object storage, end to end: a real S3-protocol server on loopback (moto's
 //! server mode, installed by `scripts/services`), the real broker, and real `aperture`
 //! processes. A generated workload streams onto the topic while `aperture warehouse sink` on an
-//! `s3://` root is SIGKILLed again and again; after a restart that drains the topic, every table
-//! holds exactly the events of its family, the bucket holds exactly the files the manifest
-//! lists, and the rollups read through `aperture sql` equal those of a local root holding the
-//! same events. Compaction on the bucket then leaves the counts as they were.
+//! `s3://` root crashes at both points of a commit and is SIGKILLed again and again; after a
+//! restart that drains the topic, every table holds exactly the events of its family, the
+//! bucket holds exactly the files the manifest lists, and the rollups read through `aperture
+//! sql` equal those of a local root holding the same events. Compaction on the bucket, crashed
+//! once with its swap committed, then leaves the counts as they were.
 
 #[path = "../stream-jobs/tests/support/mod.rs"]
 mod support;
@@ -21,13 +22,14 @@ use aperture_ingest::generate::{Spec, generate};
 use aperture_schema::Config;
 use aperture_schema::warehouse::Table;
 use aperture_warehouse::Manifest;
+use aperture_warehouse::failpoint::FAILPOINT_ENV;
 use aperture_warehouse::object::ObjectRoot;
 use object_store::aws::AmazonS3Builder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use support::*;
 
-const KILLS: usize = 5;
+const KILLS: usize = 4;
 const BUCKET: &str = "aperture-test";
 
 /// A moto S3 server on a free loopback port, stopped when dropped.
@@ -177,6 +179,23 @@ fn sql(config: &Config, root: &str, s3: &S3Server, query: &str) -> String {
     run(command, &format!("`aperture sql {query}` on {root}"))
 }
 
+/// Runs `command` with a crash point armed and waits for it to abort there.
+fn crashes(mut command: Command, point: &str) {
+    let mut child = command.spawn().expect("the aperture binary runs");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("the process never reached crash point {point}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success(), "crash point {point}: {status}");
+}
+
 /// Rows and distinct event ids per table, through `aperture sql`.
 fn counts(config: &Config, root: &str, s3: &S3Server) -> BTreeMap<String, (i64, i64)> {
     let query = Table::ALL
@@ -265,6 +284,28 @@ fn a_killed_sink_on_s3_writes_every_event_once_and_sql_reads_it_like_a_local_roo
             }
         })
     };
+    let bucket = s3.root(prefix);
+    // Crashes at the two points of a commit: files staged but the manifest not yet put, and
+    // the manifest put but the files not yet copied into place.
+    for point in ["sink-before-manifest@2", "sink-after-manifest@3"] {
+        let mut sink = aperture(&config, &root, &s3);
+        sink.args(["warehouse", "sink"])
+            .env(FAILPOINT_ENV, point)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        crashes(sink, point);
+    }
+    let crashed = manifest(&bucket).expect("the crashed sinks committed");
+    let in_place: BTreeSet<String> = block_on(bucket.list(""))
+        .unwrap()
+        .into_iter()
+        .map(|(rel, _)| rel)
+        .collect();
+    assert!(
+        crashed.files.keys().any(|rel| !in_place.contains(rel)),
+        "the crash after the manifest left committed files staged, for the restart to place"
+    );
+
     let mut rng = ChaCha8Rng::seed_from_u64(13);
     for _ in 0..KILLS {
         let mut sink = sink_process(&config, &root, &s3, false);
@@ -273,7 +314,6 @@ fn a_killed_sink_on_s3_writes_every_event_once_and_sql_reads_it_like_a_local_roo
         sink.wait().unwrap();
     }
     producer.join().unwrap();
-    let bucket = s3.root(prefix);
     let committed: u64 = manifest(&bucket)
         .map(|m| m.rows.values().sum())
         .unwrap_or(0);
@@ -285,8 +325,8 @@ fn a_killed_sink_on_s3_writes_every_event_once_and_sql_reads_it_like_a_local_roo
 
     let status = sink_process(&config, &root, &s3, true).wait().unwrap();
     assert!(status.success(), "the draining sink failed: {status}");
-    let manifest = assert_bucket_matches_manifest(&bucket, "after the drain");
-    assert!(manifest.writer.is_some(), "the last sink left its token");
+    let drained = assert_bucket_matches_manifest(&bucket, "after the drain");
+    assert!(drained.writer.is_some(), "the last sink left its token");
 
     let mut expected: BTreeMap<String, (i64, i64)> = Table::ALL
         .iter()
@@ -318,8 +358,25 @@ fn a_killed_sink_on_s3_writes_every_event_once_and_sql_reads_it_like_a_local_roo
         assert_eq!(on_s3, sql(&config, &local, &s3, query), "{query}");
     }
 
-    // Compaction on the bucket: fewer files, the same rows.
-    let files_before = manifest.files.len();
+    // Compaction on the bucket: fewer files, the same rows. The first run dies with its swap
+    // committed and not carried out; readers still see the inputs, and the next run finishes
+    // the swap before it goes on.
+    let files_before = drained.files.len();
+    let mut compact = aperture(&config, &root, &s3);
+    compact
+        .args(["warehouse", "compact"])
+        .env(FAILPOINT_ENV, "compact-after-manifest")
+        .stderr(Stdio::null());
+    crashes(compact, "compact-after-manifest");
+    assert!(
+        manifest(&bucket).unwrap().swap.is_some(),
+        "the crashed compaction left its swap recorded"
+    );
+    assert_eq!(
+        counts(&config, &root, &s3),
+        expected,
+        "with a swap committed and not carried out"
+    );
     let mut compact = aperture(&config, &root, &s3);
     compact.args(["warehouse", "compact"]);
     run(compact, "compaction");
