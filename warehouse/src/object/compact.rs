@@ -3,7 +3,6 @@
 //! protocol is in the [module docs](super)).
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
 
 use aperture_schema::warehouse::Table;
 
@@ -14,10 +13,6 @@ use crate::files::{META_TOPIC, META_WRITER};
 use crate::layout::{SINK_DIR, STAGING_DIR, compact_name};
 use crate::manifest::{FileEntry, Manifest, Swap};
 use crate::metrics as m;
-
-/// A staging prefix older than this, and not the manifest's pending swap, belongs to a
-/// compaction that died before its commit. A live one commits within moments of its uploads.
-const ABANDONED_AFTER: Duration = Duration::from_secs(3600);
 
 /// Compacts the partitions of `root` that `filter` selects.
 pub fn compact(
@@ -41,7 +36,7 @@ async fn run(
         root.carry_out(swap).await?;
         clear_swap(root, swap).await?;
     }
-    delete_abandoned_staging(root, manifest.swap.as_ref()).await?;
+    delete_abandoned_staging(root, &manifest).await?;
     let token = token();
     let mut report = Report::default();
     for partition in manifest.partitions() {
@@ -150,6 +145,10 @@ async fn compact_files(
         &meta,
     )?;
     let live = manifest.files_in(partition);
+    if inputs.iter().any(|n| !live.contains_key(n)) {
+        // Another compaction merged some of them meanwhile.
+        return Ok(None);
+    }
     let in_rows: u64 = inputs
         .iter()
         .filter_map(|n| live.get(n))
@@ -246,20 +245,74 @@ async fn clear_swap(root: &ObjectRoot, swap: &Swap) -> Result<(), WarehouseError
     }
 }
 
-/// Deletes staged outputs of compactions that died before their commit.
+/// Deletes staged outputs of compactions that can no longer commit. A compaction stages under
+/// `<seq>-<token>`, `seq` one past the manifest's `compactions` when it read it, and commits
+/// only while `compactions` is still below `seq`; so a prefix whose `seq` the manifest's
+/// `compactions` has reached (read before listing) is dead, unless it is the pending swap's.
 async fn delete_abandoned_staging(
     root: &ObjectRoot,
-    pending: Option<&Swap>,
+    manifest: &Manifest,
 ) -> Result<(), WarehouseError> {
-    let now = SystemTime::now();
-    for (rel, meta) in root.list(&format!("{SINK_DIR}/{STAGING_DIR}")).await? {
-        let of_pending = pending.is_some_and(|s| rel.starts_with(&format!("{}/", s.staging)));
-        let age = now
-            .duration_since(SystemTime::from(meta.last_modified))
-            .unwrap_or_default();
-        if !of_pending && age > ABANDONED_AFTER {
+    let staging = format!("{SINK_DIR}/{STAGING_DIR}/");
+    for (rel, _) in root.list(&staging).await? {
+        let prefix = rel[staging.len()..].split('/').next().unwrap_or_default();
+        let seq = prefix.split('-').next().and_then(|s| s.parse::<u64>().ok());
+        let pending = manifest
+            .swap
+            .as_ref()
+            .is_some_and(|s| rel.starts_with(&format!("{}/", s.staging)));
+        if !pending && seq.is_some_and(|seq| seq <= manifest.compactions) {
             root.delete(&rel).await?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn only_staging_that_can_no_longer_commit_is_deleted() {
+        let root = ObjectRoot::new(
+            url::Url::parse("s3://bucket/wh").unwrap(),
+            Arc::new(object_store::memory::InMemory::new()),
+        )
+        .unwrap();
+        for rel in [
+            "_sink/staging/000000000001-dead/compact-000000000001.parquet",
+            "_sink/staging/000000000002-pending/compact-000000000002.parquet",
+            "_sink/staging/000000000003-running/compact-000000000003.parquet",
+        ] {
+            root.store()
+                .put(&root.path(rel), PutPayload::from_static(b"x"))
+                .await
+                .unwrap();
+        }
+        let mut manifest = Manifest::empty("events");
+        manifest.compactions = 2;
+        manifest.swap = Some(Swap {
+            staging: "_sink/staging/000000000002-pending".into(),
+            ..Swap::default()
+        });
+        delete_abandoned_staging(&root, &manifest).await.unwrap();
+        let left: Vec<String> = root
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(rel, _)| rel)
+            .collect();
+        assert_eq!(
+            left,
+            [
+                "_sink/staging/000000000002-pending/compact-000000000002.parquet",
+                "_sink/staging/000000000003-running/compact-000000000003.parquet"
+            ]
+        );
+    }
 }

@@ -20,7 +20,8 @@
 //! `_sink/tmp/<token of that commit's sink>/`), and writes its own token into the manifest's
 //! `writer`, conditionally on the manifest it read. From then on a sink that opened the root
 //! before it is fenced: its next commit finds another writer and stops. Staged files of other
-//! tokens, and data files the manifest does not list, are deleted after that.
+//! tokens are deleted after that, then data files the manifest does not list (a fenced sink's
+//! late copy); a sink that finds itself fenced meanwhile deletes nothing more.
 //!
 //! Commit `n`: the files are written locally and put under `_sink/tmp/<token>/<table>/dt=…/`;
 //! then the manifest is read, checked (our token, commit `n - 1`, our offsets) and put with
@@ -41,8 +42,10 @@
 //! No object store swaps a set of objects at once, so a reader listing a partition in the
 //! moment between the deletes and the copies of a swap misses that partition's compacted rows
 //! (never counts them twice); listing it again after the swap sees them all.
-//! Staging prefixes of compactions that died before their commit are deleted by a later
-//! compaction once they are an hour old, so a compaction still running is never robbed.
+//! A compaction stages under a sequence number one past the manifest's `compactions`, and
+//! commits only while that still holds; a later compaction deletes staging prefixes whose
+//! number the manifest has reached (they can no longer commit), so a compaction that can
+//! still commit is never robbed of its outputs.
 
 pub mod compact;
 pub mod sink;

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
+use object_store::UpdateVersion;
+
 use super::{ObjectRoot, runtime, token};
 use crate::error::{WarehouseError, io};
 use crate::failpoint;
@@ -81,11 +83,19 @@ impl ObjectSink {
             }
             failpoint::hit("sink-before-manifest");
             // 2. The manifest, put against the version read: the commit point.
+            let mut refused = false;
             let skipped = loop {
                 let (mut next_manifest, read) = self.root.load().await?.ok_or_else(|| {
                     WarehouseError::Internal("the manifest vanished while the sink held it".into())
                 })?;
-                if next_manifest.writer.as_deref() != Some(self.token.as_str()) {
+                let ours = next_manifest.writer.as_deref() == Some(self.token.as_str());
+                if refused && ours && next_manifest.commit == n && next_manifest.offsets == *next {
+                    // The put that was refused had landed (a retry of it after a lost answer
+                    // found its own write): the commit stands.
+                    *manifest = next_manifest;
+                    break taken.skipped.values().sum();
+                }
+                if !ours {
                     return Err(WarehouseError::Fenced {
                         root: self.root.url().to_string(),
                         token: self.token.clone(),
@@ -112,6 +122,7 @@ impl ObjectSink {
                     *manifest = next_manifest;
                     break skipped;
                 }
+                refused = true;
                 // A compaction changed the file list since the read: read it again.
             };
             failpoint::hit("sink-after-manifest");
@@ -162,7 +173,9 @@ async fn take(
             root.carry_out(&swap).await?;
             repairs.swap_finished = true;
         }
-        complete_commit(root, &manifest, &mut repairs).await?;
+        if !complete_commit(root, &manifest, read.as_ref(), &mut repairs).await? {
+            continue;
+        }
         manifest.writer = Some(token.to_owned());
         if root.store_manifest(&mut manifest, read.as_ref()).await? {
             delete_strays(root, token, &mut repairs).await?;
@@ -173,11 +186,14 @@ async fn take(
 }
 
 /// Copies the listed files still waiting under the last commit's staging prefix into place.
+/// `Ok(false)` when a listed file is in neither place because the manifest moved since it was
+/// read (a compaction merged the file away meanwhile): the caller reads it again.
 async fn complete_commit(
     root: &ObjectRoot,
     manifest: &Manifest,
+    read: Option<&UpdateVersion>,
     repairs: &mut Repairs,
-) -> Result<(), WarehouseError> {
+) -> Result<bool, WarehouseError> {
     let present: BTreeSet<String> = root
         .list("")
         .await?
@@ -185,50 +201,72 @@ async fn complete_commit(
         .map(|(rel, _)| rel)
         .collect();
     for rel in manifest.files.keys().filter(|rel| !present.contains(*rel)) {
-        let missing = || WarehouseError::MissingFile {
-            path: PathBuf::from(root.display(rel)),
+        let staged = manifest.writer.as_deref().map(|w| staged_rel(w, rel));
+        let Some(staged) = staged.filter(|s| present.contains(s)) else {
+            let now = root.load().await?.map(|(_, version)| version);
+            if now.as_ref() != read {
+                return Ok(false);
+            }
+            return Err(WarehouseError::MissingFile {
+                path: PathBuf::from(root.display(rel)),
+            });
         };
-        let writer = manifest.writer.as_deref().ok_or_else(missing)?;
-        let staged = staged_rel(writer, rel);
-        if !present.contains(&staged) {
-            return Err(missing());
-        }
         root.copy(&staged, rel).await?;
         repairs.completed.push(PathBuf::from(root.display(rel)));
     }
-    Ok(())
+    Ok(true)
 }
 
 /// After the root is taken: deletes other sinks' staged files (their commits either are in the
-/// manifest and in place, or never will be) and data files the manifest does not list (a fenced
-/// sink's late copy of a file compaction had already merged away). The folders are listed
-/// before the manifest is read, so a file a compaction swaps in meanwhile is kept.
+/// manifest and in place, or never will be), then data files the manifest does not list (a
+/// fenced sink's late copy of a file compaction had already merged away; with the staged
+/// copies gone, no such copy can follow). The folders are listed before the manifest is read,
+/// so a file a compaction swaps in meanwhile is kept; and if the manifest then names another
+/// writer, this sink is fenced already and deletes nothing more, since that writer's staged
+/// files are live.
 async fn delete_strays(
     root: &ObjectRoot,
     token: &str,
     repairs: &mut Repairs,
 ) -> Result<(), WarehouseError> {
+    let tmp = format!("{SINK_DIR}/{TMP_DIR}/");
+    let own = format!("{tmp}{token}/");
+    let staged = root.list(&tmp).await?;
+    fenced_unless_writer(root, token).await?;
+    for (rel, _) in staged {
+        if !rel.starts_with(&own) {
+            root.delete(&rel).await?;
+            repairs.deleted.push(PathBuf::from(root.display(&rel)));
+        }
+    }
     let objects = root.list("").await?;
-    let manifest = match root.load().await? {
-        Some((manifest, _)) => manifest,
-        None => return Ok(()),
-    };
-    let own = format!("{SINK_DIR}/{TMP_DIR}/{token}/");
+    let manifest = fenced_unless_writer(root, token).await?;
     for (rel, _) in objects {
-        let staged_elsewhere =
-            rel.starts_with(&format!("{SINK_DIR}/{TMP_DIR}/")) && !rel.starts_with(&own);
         let unlisted_data = !rel.starts_with(&format!("{SINK_DIR}/"))
             && rel.rsplit('/').next().is_some_and(is_data_file_name)
             && !manifest.files.contains_key(&rel);
-        if staged_elsewhere || unlisted_data {
-            if unlisted_data {
-                tracing::warn!(object = %root.display(&rel), "deleting a data file no commit lists");
-            }
+        if unlisted_data {
+            tracing::warn!(object = %root.display(&rel), "deleting a data file no commit lists");
             root.delete(&rel).await?;
             repairs.deleted.push(PathBuf::from(root.display(&rel)));
         }
     }
     Ok(())
+}
+
+/// The manifest, if `token` is still its writer; [`WarehouseError::Fenced`] if not.
+async fn fenced_unless_writer(root: &ObjectRoot, token: &str) -> Result<Manifest, WarehouseError> {
+    let (manifest, _) = root.load().await?.ok_or_else(|| {
+        WarehouseError::Internal("the manifest vanished while a sink took the root".into())
+    })?;
+    match manifest.writer.as_deref() {
+        Some(writer) if writer == token => Ok(manifest),
+        writer => Err(WarehouseError::Fenced {
+            root: root.url().to_string(),
+            token: token.to_owned(),
+            writer: writer.unwrap_or_default().to_owned(),
+        }),
+    }
 }
 
 async fn first_data_file(root: &ObjectRoot) -> Result<Option<String>, WarehouseError> {
