@@ -221,14 +221,6 @@ fn counts(config: &Config, root: &str, s3: &S3Server) -> BTreeMap<String, (i64, 
         .collect()
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
 fn manifest(root: &ObjectRoot) -> Option<Manifest> {
     block_on(root.load()).unwrap().map(|(m, _)| m)
 }

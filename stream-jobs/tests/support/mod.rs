@@ -43,7 +43,7 @@ pub fn test_config(name: &str, partitions: u32) -> Config {
     c
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

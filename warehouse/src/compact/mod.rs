@@ -206,10 +206,8 @@ fn compact_files(
     let live_dir = root.join(partition);
     // Sequence numbers only this compaction allocates (it holds the compaction lock); one per
     // output file, recorded in the manifest at the swap.
-    let first_seq = Manifest::load(root)?
-        .ok_or_else(manifest_vanished)?
-        .compactions
-        + 1;
+    let manifest = Manifest::load(root)?.ok_or_else(manifest_vanished)?;
+    let first_seq = manifest.compactions + 1;
     let staged = staging_dir(root).join(format!("{first_seq:012}"));
     if staged.exists() {
         remove_tree(&staged)?;
@@ -218,43 +216,20 @@ fn compact_files(
 
     // 1. The merged files, outside the lock: this is the slow part.
     let paths: Vec<PathBuf> = inputs.iter().map(|n| live_dir.join(n)).collect();
-    let topic = Manifest::load(root)?.ok_or_else(manifest_vanished)?.topic;
-    let meta = [
-        (META_TOPIC, topic),
-        (
-            META_WRITER,
-            format!("compaction of {} files of {partition}", inputs.len()),
-        ),
-    ];
+    let merged = merge_partition(
+        settings, table, partition, &manifest, inputs, &paths, &staged,
+    );
     let merge::Merged {
         outputs,
         duplicates,
-    } = merge::merge(
-        table,
-        &paths,
-        &staged,
-        |k| compact_name(first_seq + k as u64),
-        settings.target_size,
-        settings.row_group_size,
-        &meta,
-    )?;
-    let in_rows: u64 = {
-        let manifest = Manifest::load(root)?.ok_or_else(manifest_vanished)?;
-        let live = manifest.files_in(partition);
-        inputs
-            .iter()
-            .filter_map(|n| live.get(n))
-            .map(|e| e.rows)
-            .sum()
+    } = match merged {
+        Ok(merged) => merged,
+        Err(e) => {
+            remove_tree(&staged)?;
+            return Err(e);
+        }
     };
     let out_rows: u64 = outputs.iter().map(|(_, e)| e.rows).sum();
-    if in_rows != out_rows + duplicates {
-        remove_tree(&staged)?;
-        return Err(WarehouseError::Internal(format!(
-            "merging {partition} read {in_rows} rows but wrote {out_rows} and left out \
-             {duplicates} duplicates"
-        )));
-    }
 
     // 2-5 under the commit lock: no sink commit can add a file to the folder meanwhile.
     let _lock = commit_lock(root)?;
@@ -324,6 +299,52 @@ fn compact_files(
         rows: out_rows,
         duplicates,
     })
+}
+
+/// Merges `paths`, the local copies of the live files `inputs` of `partition` as `manifest`
+/// lists them, into new files in `dir` numbered from one past the manifest's `compactions`,
+/// and checks that every row read was written or left out as a duplicate.
+pub(crate) fn merge_partition(
+    settings: &Settings,
+    table: Table,
+    partition: &str,
+    manifest: &Manifest,
+    inputs: &[String],
+    paths: &[PathBuf],
+    dir: &Path,
+) -> Result<merge::Merged, WarehouseError> {
+    let first_seq = manifest.compactions + 1;
+    let meta = [
+        (META_TOPIC, manifest.topic.clone()),
+        (
+            META_WRITER,
+            format!("compaction of {} files of {partition}", inputs.len()),
+        ),
+    ];
+    let merged = merge::merge(
+        table,
+        paths,
+        dir,
+        |k| compact_name(first_seq + k as u64),
+        settings.target_size,
+        settings.row_group_size,
+        &meta,
+    )?;
+    let live = manifest.files_in(partition);
+    let in_rows: u64 = inputs
+        .iter()
+        .filter_map(|n| live.get(n))
+        .map(|e| e.rows)
+        .sum();
+    let out_rows: u64 = merged.outputs.iter().map(|(_, e)| e.rows).sum();
+    if in_rows != out_rows + merged.duplicates {
+        return Err(WarehouseError::Internal(format!(
+            "merging {partition} read {in_rows} rows but wrote {out_rows} and left out {} \
+             duplicates",
+            merged.duplicates
+        )));
+    }
+    Ok(merged)
 }
 
 /// The live files of a root as the manifest lists them, for callers that read the warehouse

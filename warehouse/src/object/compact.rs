@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use aperture_schema::warehouse::Table;
 
 use super::{ObjectRoot, runtime, token};
-use crate::compact::{Filter, Report, Settings, merge, parse_partition};
+use crate::compact::{Filter, Report, Settings, merge, merge_partition, parse_partition};
 use crate::error::{WarehouseError, io};
-use crate::files::{META_TOPIC, META_WRITER};
-use crate::layout::{SINK_DIR, STAGING_DIR, compact_name};
+use crate::layout::{SINK_DIR, STAGING_DIR};
 use crate::manifest::{FileEntry, Manifest, Swap};
 use crate::metrics as m;
 
@@ -124,43 +123,19 @@ async fn compact_files(
 
     // The merge, on the local copies: the slow part, before any commit.
     let manifest = load(root).await?;
-    let first_seq = manifest.compactions + 1;
-    let meta = [
-        (META_TOPIC, manifest.topic.clone()),
-        (
-            META_WRITER,
-            format!("compaction of {} files of {partition}", inputs.len()),
-        ),
-    ];
-    let merge::Merged {
-        outputs,
-        duplicates,
-    } = merge::merge(
-        table,
-        &paths,
-        &out_dir,
-        |k| compact_name(first_seq + k as u64),
-        settings.target_size,
-        settings.row_group_size,
-        &meta,
-    )?;
     let live = manifest.files_in(partition);
     if inputs.iter().any(|n| !live.contains_key(n)) {
         // Another compaction merged some of them meanwhile.
         return Ok(None);
     }
-    let in_rows: u64 = inputs
-        .iter()
-        .filter_map(|n| live.get(n))
-        .map(|e| e.rows)
-        .sum();
+    let first_seq = manifest.compactions + 1;
+    let merge::Merged {
+        outputs,
+        duplicates,
+    } = merge_partition(
+        settings, table, partition, &manifest, inputs, &paths, &out_dir,
+    )?;
     let out_rows: u64 = outputs.iter().map(|(_, e)| e.rows).sum();
-    if in_rows != out_rows + duplicates {
-        return Err(WarehouseError::Internal(format!(
-            "merging {partition} read {in_rows} rows but wrote {out_rows} and left out \
-             {duplicates} duplicates"
-        )));
-    }
     let staging = format!("{SINK_DIR}/{STAGING_DIR}/{first_seq:012}-{token}");
     for (name, _) in &outputs {
         root.upload(&out_dir.join(name), &format!("{staging}/{name}"))
@@ -270,19 +245,13 @@ async fn delete_abandoned_staging(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use object_store::{ObjectStoreExt, PutPayload};
 
     use super::*;
 
     #[tokio::test]
     async fn only_staging_that_can_no_longer_commit_is_deleted() {
-        let root = ObjectRoot::new(
-            url::Url::parse("s3://bucket/wh").unwrap(),
-            Arc::new(object_store::memory::InMemory::new()),
-        )
-        .unwrap();
+        let root = crate::object::memory("s3://bucket/wh");
         for rel in [
             "_sink/staging/000000000001-dead/compact-000000000001.parquet",
             "_sink/staging/000000000002-pending/compact-000000000002.parquet",

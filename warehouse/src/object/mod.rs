@@ -370,17 +370,19 @@ pub(crate) fn token() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
+/// A root at `url` in a fresh in-memory store, for unit tests of the protocol's steps.
+#[cfg(test)]
+pub(crate) fn memory(url: &str) -> ObjectRoot {
+    ObjectRoot::new(
+        Url::parse(url).unwrap(),
+        Arc::new(object_store::memory::InMemory::new()),
+    )
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn memory(url: &str) -> ObjectRoot {
-        ObjectRoot::new(
-            Url::parse(url).unwrap(),
-            Arc::new(object_store::memory::InMemory::new()),
-        )
-        .unwrap()
-    }
 
     #[test]
     fn roots_parse_by_scheme() {

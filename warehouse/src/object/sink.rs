@@ -283,8 +283,6 @@ async fn first_data_file(root: &ObjectRoot) -> Result<Option<String>, WarehouseE
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use aperture_schema::Envelope;
     use aperture_schema::event::{Event, Target};
     use aperture_schema::warehouse::Table;
@@ -321,11 +319,7 @@ mod tests {
     /// staged survives the second's start.
     #[test]
     fn a_sink_that_opened_the_root_first_is_fenced_by_the_next() {
-        let root = ObjectRoot::new(
-            url::Url::parse("s3://bucket/wh").unwrap(),
-            Arc::new(object_store::memory::InMemory::new()),
-        )
-        .unwrap();
+        let root = crate::object::memory("s3://bucket/wh");
         let runtime = runtime().unwrap();
         let (first, mut first_manifest, _) = ObjectSink::open(root.clone(), "events").unwrap();
         let next = BTreeMap::from([(0, 2)]);
@@ -382,11 +376,7 @@ mod tests {
     /// into place from the staging prefix of the sink that committed them.
     #[test]
     fn a_commit_whose_copies_did_not_happen_is_completed_at_the_next_start() {
-        let root = ObjectRoot::new(
-            url::Url::parse("s3://bucket/wh").unwrap(),
-            Arc::new(object_store::memory::InMemory::new()),
-        )
-        .unwrap();
+        let root = crate::object::memory("s3://bucket/wh");
         let runtime = runtime().unwrap();
         let (sink, mut manifest, _) = ObjectSink::open(root.clone(), "events").unwrap();
         sink.commit(
