@@ -141,32 +141,20 @@ pub fn compact(settings: &Settings, filter: &Filter) -> Result<Report, Warehouse
     };
     let mut report = Report::default();
     for partition in manifest.partitions() {
-        let Some((table, day)) = parse_partition(&partition) else {
+        let Some((table, _)) = filter.selects(&partition) else {
             continue;
         };
-        if filter.table.is_some_and(|t| t != table) || filter.day.is_some_and(|d| d != day) {
-            continue;
-        }
         let mut compacted = false;
         // Each pass merges up to `fan_in` small files; a partition of thousands needs a few.
         loop {
             let live = Manifest::load(root)?
                 .ok_or_else(manifest_vanished)?
                 .files_in(&partition);
-            let small: Vec<String> = live
-                .iter()
-                .filter(|(_, e)| e.bytes < settings.target_size)
-                .map(|(name, _)| name.clone())
-                .take(settings.fan_in.max(2))
-                .collect();
-            if small.len() < 2 {
+            let Some(small) = small_files(&live, settings) else {
                 break;
-            }
+            };
             let pass = compact_files(settings, table, &partition, &small)?;
-            report.inputs += small.len();
-            report.outputs += pass.outputs;
-            report.rows += pass.rows;
-            report.duplicates += pass.duplicates;
+            report.add(small.len(), &pass);
             compacted = true;
         }
         if compacted {
@@ -176,8 +164,42 @@ pub fn compact(settings: &Settings, filter: &Filter) -> Result<Report, Warehouse
     Ok(report)
 }
 
+impl Filter {
+    /// The table and day of a manifest partition folder, if the filter selects it.
+    pub(crate) fn selects(&self, partition: &str) -> Option<(Table, i32)> {
+        let (table, day) = parse_partition(partition)?;
+        (self.table.is_none_or(|t| t == table) && self.day.is_none_or(|d| d == day))
+            .then_some((table, day))
+    }
+}
+
+impl Report {
+    /// Counts one pass that merged `inputs` files.
+    pub(crate) fn add(&mut self, inputs: usize, pass: &Pass) {
+        self.inputs += inputs;
+        self.outputs += pass.outputs;
+        self.rows += pass.rows;
+        self.duplicates += pass.duplicates;
+    }
+}
+
+/// The files of one pass over a partition's `live` files: the small ones, at most
+/// `settings.fan_in`; `None` when fewer than two are small (nothing to merge).
+pub(crate) fn small_files(
+    live: &BTreeMap<String, FileEntry>,
+    settings: &Settings,
+) -> Option<Vec<String>> {
+    let small: Vec<String> = live
+        .iter()
+        .filter(|(_, e)| e.bytes < settings.target_size)
+        .map(|(name, _)| name.clone())
+        .take(settings.fan_in.max(2))
+        .collect();
+    (small.len() >= 2).then_some(small)
+}
+
 /// The table and day of a manifest partition folder `<table>/dt=YYYY-MM-DD`.
-pub(crate) fn parse_partition(partition: &str) -> Option<(Table, i32)> {
+fn parse_partition(partition: &str) -> Option<(Table, i32)> {
     let (table, dt) = partition.split_once('/')?;
     Some((
         Table::parse(table)?,
@@ -189,10 +211,11 @@ fn manifest_vanished() -> WarehouseError {
     WarehouseError::Internal("the manifest vanished during compaction".into())
 }
 
-struct Pass {
-    outputs: usize,
-    rows: u64,
-    duplicates: u64,
+/// What one merge of a partition's files did.
+pub(crate) struct Pass {
+    pub outputs: usize,
+    pub rows: u64,
+    pub duplicates: u64,
 }
 
 /// Merges `inputs` (names of live files of `partition`) and swaps the result in.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use aperture_schema::warehouse::Table;
 
 use super::{ObjectRoot, runtime, token};
-use crate::compact::{Filter, Report, Settings, merge, merge_partition, parse_partition};
+use crate::compact::{Filter, Pass, Report, Settings, merge, merge_partition, small_files};
 use crate::error::{WarehouseError, io};
 use crate::layout::{SINK_DIR, STAGING_DIR};
 use crate::manifest::{FileEntry, Manifest, Swap};
@@ -39,33 +39,21 @@ async fn run(
     let token = token();
     let mut report = Report::default();
     for partition in manifest.partitions() {
-        let Some((table, day)) = parse_partition(&partition) else {
+        let Some((table, _)) = filter.selects(&partition) else {
             continue;
         };
-        if filter.table.is_some_and(|t| t != table) || filter.day.is_some_and(|d| d != day) {
-            continue;
-        }
         let mut compacted = false;
         loop {
-            let live = load(root).await?.files_in(&partition);
-            let small: Vec<String> = live
-                .iter()
-                .filter(|(_, e)| e.bytes < settings.target_size)
-                .map(|(name, _)| name.clone())
-                .take(settings.fan_in.max(2))
-                .collect();
-            if small.len() < 2 {
+            let (manifest, _) = root.load_existing("during compaction").await?;
+            let Some(small) = small_files(&manifest.files_in(&partition), settings) else {
                 break;
-            }
+            };
             let Some(pass) =
                 compact_files(root, settings, table, &partition, &small, &token).await?
             else {
                 break;
             };
-            report.inputs += small.len();
-            report.outputs += pass.outputs;
-            report.rows += pass.rows;
-            report.duplicates += pass.duplicates;
+            report.add(small.len(), &pass);
             compacted = true;
         }
         if compacted {
@@ -73,20 +61,6 @@ async fn run(
         }
     }
     Ok(report)
-}
-
-async fn load(root: &ObjectRoot) -> Result<Manifest, WarehouseError> {
-    Ok(root
-        .load()
-        .await?
-        .ok_or_else(|| WarehouseError::Internal("the manifest vanished during compaction".into()))?
-        .0)
-}
-
-struct Pass {
-    outputs: usize,
-    rows: u64,
-    duplicates: u64,
 }
 
 /// Merges `inputs` (names of live files of `partition`) and swaps the result in. `None` when
@@ -122,7 +96,7 @@ async fn compact_files(
     }
 
     // The merge, on the local copies: the slow part, before any commit.
-    let manifest = load(root).await?;
+    let (manifest, _) = root.load_existing("during compaction").await?;
     let live = manifest.files_in(partition);
     if inputs.iter().any(|n| !live.contains_key(n)) {
         // Another compaction merged some of them meanwhile.
@@ -156,9 +130,7 @@ async fn compact_files(
 
     // The commit point: the manifest put against the version read.
     loop {
-        let (mut manifest, read) = root.load().await?.ok_or_else(|| {
-            WarehouseError::Internal("the manifest vanished during compaction".into())
-        })?;
+        let (mut manifest, read) = root.load_existing("during compaction").await?;
         if let Some(pending) = manifest.swap.take() {
             root.carry_out(&pending).await?;
         }

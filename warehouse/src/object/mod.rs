@@ -211,6 +211,16 @@ impl ObjectRoot {
         Ok(Some((manifest, version)))
     }
 
+    /// The manifest, which must exist because this process saw it `during` what it does.
+    pub async fn load_existing(
+        &self,
+        during: &str,
+    ) -> Result<(Manifest, UpdateVersion), WarehouseError> {
+        self.load()
+            .await?
+            .ok_or_else(|| WarehouseError::Internal(format!("the manifest vanished {during}")))
+    }
+
     /// Puts `manifest` if the stored one is still at `read` (or, for `None`, if there is none
     /// yet). `Ok(false)` when another writer changed it first: read it again and decide anew.
     pub async fn store_manifest(

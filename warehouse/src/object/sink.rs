@@ -85,9 +85,8 @@ impl ObjectSink {
             // 2. The manifest, put against the version read: the commit point.
             let mut refused = false;
             let skipped = loop {
-                let (mut next_manifest, read) = self.root.load().await?.ok_or_else(|| {
-                    WarehouseError::Internal("the manifest vanished while the sink held it".into())
-                })?;
+                let (mut next_manifest, read) =
+                    self.root.load_existing("while the sink held it").await?;
                 let ours = next_manifest.writer.as_deref() == Some(self.token.as_str());
                 if refused && ours && next_manifest.commit == n && next_manifest.offsets == *next {
                     // The put that was refused had landed (a retry of it after a lost answer
@@ -256,9 +255,7 @@ async fn delete_strays(
 
 /// The manifest, if `token` is still its writer; [`WarehouseError::Fenced`] if not.
 async fn fenced_unless_writer(root: &ObjectRoot, token: &str) -> Result<Manifest, WarehouseError> {
-    let (manifest, _) = root.load().await?.ok_or_else(|| {
-        WarehouseError::Internal("the manifest vanished while a sink took the root".into())
-    })?;
+    let (manifest, _) = root.load_existing("while a sink took the root").await?;
     match manifest.writer.as_deref() {
         Some(writer) if writer == token => Ok(manifest),
         writer => Err(WarehouseError::Fenced {
