@@ -40,7 +40,9 @@
 //!
 //! Compaction is idempotent: a partition with at most one small file is left alone, and after
 //! one run every partition has at most one. It runs beside a live sink: they share only the
-//! commit lock, which each holds for moments. One compaction runs per root
+//! commit lock, which each holds for moments. A partition with a listed file not in place yet
+//! (a sink commit between its manifest and its renames, or a sink that died there and whose
+//! next start moves the files) is left for a later run. One compaction runs per root
 //! (`_sink/compact.lock`).
 
 pub mod merge;
@@ -153,7 +155,9 @@ pub fn compact(settings: &Settings, filter: &Filter) -> Result<Report, Warehouse
             let Some(small) = small_files(&live, settings) else {
                 break;
             };
-            let pass = compact_files(settings, table, &partition, &small)?;
+            let Some(pass) = compact_files(settings, table, &partition, &small)? else {
+                break;
+            };
             report.add(small.len(), &pass);
             compacted = true;
         }
@@ -218,15 +222,24 @@ pub(crate) struct Pass {
     pub duplicates: u64,
 }
 
-/// Merges `inputs` (names of live files of `partition`) and swaps the result in.
+/// Merges `inputs` (names of live files of `partition`) and swaps the result in. `None` when
+/// the partition is left for a later run because an input is listed but not in place yet: the
+/// sink renames a commit's files into place after its manifest (under the commit lock, which
+/// the manifest read that picked `inputs` did not take), or died between the two and its next
+/// start moves them.
 fn compact_files(
     settings: &Settings,
     table: Table,
     partition: &str,
     inputs: &[String],
-) -> Result<Pass, WarehouseError> {
+) -> Result<Option<Pass>, WarehouseError> {
     let root = &settings.root;
     let live_dir = root.join(partition);
+    // Once in place, a listed file stays until a compaction (this one) merges it away.
+    if let Some(name) = inputs.iter().find(|n| !live_dir.join(n).exists()) {
+        tracing::info!(partition, file = %name, "a listed file is not in place yet; later");
+        return Ok(None);
+    }
     // Sequence numbers only this compaction allocates (it holds the compaction lock); one per
     // output file, recorded in the manifest at the swap.
     let manifest = Manifest::load(root)?.ok_or_else(manifest_vanished)?;
@@ -317,11 +330,11 @@ fn compact_files(
         duplicates,
         "compacted"
     );
-    Ok(Pass {
+    Ok(Some(Pass {
         outputs: outputs.len(),
         rows: out_rows,
         duplicates,
-    })
+    }))
 }
 
 /// Merges `paths`, the local copies of the live files `inputs` of `partition` as `manifest`
