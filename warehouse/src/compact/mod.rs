@@ -149,13 +149,11 @@ pub fn compact(settings: &Settings, filter: &Filter) -> Result<Report, Warehouse
         let mut compacted = false;
         // Each pass merges up to `fan_in` small files; a partition of thousands needs a few.
         loop {
-            let live = Manifest::load(root)?
-                .ok_or_else(manifest_vanished)?
-                .files_in(&partition);
-            let Some(small) = small_files(&live, settings) else {
+            let manifest = Manifest::load(root)?.ok_or_else(manifest_vanished)?;
+            let Some(small) = small_files(&manifest.files_in(&partition), settings) else {
                 break;
             };
-            let Some(pass) = compact_files(settings, table, &partition, &small)? else {
+            let Some(pass) = compact_files(settings, &manifest, table, &partition, &small)? else {
                 break;
             };
             report.add(small.len(), &pass);
@@ -222,13 +220,15 @@ pub(crate) struct Pass {
     pub duplicates: u64,
 }
 
-/// Merges `inputs` (names of live files of `partition`) and swaps the result in. `None` when
+/// Merges `inputs` (names of live files of `partition` in `manifest`, the version that picked
+/// them) and swaps the result in. `None` when
 /// the partition is left for a later run because an input is listed but not in place yet: the
 /// sink renames a commit's files into place after its manifest (under the commit lock, which
 /// the manifest read that picked `inputs` did not take), or died between the two and its next
 /// start moves them.
 fn compact_files(
     settings: &Settings,
+    manifest: &Manifest,
     table: Table,
     partition: &str,
     inputs: &[String],
@@ -241,8 +241,8 @@ fn compact_files(
         return Ok(None);
     }
     // Sequence numbers only this compaction allocates (it holds the compaction lock); one per
-    // output file, recorded in the manifest at the swap.
-    let manifest = Manifest::load(root)?.ok_or_else(manifest_vanished)?;
+    // output file, recorded in the manifest at the swap. Only compaction changes `compactions`
+    // and the entries of `inputs`, so `manifest` still holds them as they are.
     let first_seq = manifest.compactions + 1;
     let staged = staging_dir(root).join(format!("{first_seq:012}"));
     if staged.exists() {
@@ -253,7 +253,7 @@ fn compact_files(
     // 1. The merged files, outside the lock: this is the slow part.
     let paths: Vec<PathBuf> = inputs.iter().map(|n| live_dir.join(n)).collect();
     let merged = merge_partition(
-        settings, table, partition, &manifest, inputs, &paths, &staged,
+        settings, table, partition, manifest, inputs, &paths, &staged,
     );
     let merge::Merged {
         outputs,
