@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use aperture_schema::warehouse::Table;
 use aperture_schema::{Envelope, Origin, decode};
+use aperture_warehouse::compact::{Filter, Settings, compact};
 use aperture_warehouse::sink::write_events;
 use aperture_warehouse::sql::{self, Format, VIEWS, query};
 use arrow::array::{Array, AsArray};
@@ -172,6 +173,71 @@ async fn statements_that_write_are_refused() {
         );
     }
     assert!(!target.exists());
+}
+
+/// The shell keeps one session open while the sink commits and compaction swaps files: each
+/// statement must see the files in place when it starts, including a table's first files.
+#[tokio::test]
+async fn a_session_left_open_sees_later_commits_and_compacted_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("warehouse");
+    let events = golden_events();
+    let count = |table: Table, events: &[Envelope]| {
+        events
+            .iter()
+            .filter(|e| Table::of(e.kind()) == table)
+            .count() as i64
+    };
+    let (first, second) = events.split_at(events.len() / 2);
+    // The first commit holds no shares, so that table's folder does not exist yet.
+    let (shares, first): (Vec<_>, Vec<_>) = first
+        .iter()
+        .cloned()
+        .partition(|e| Table::of(e.kind()) == Table::Shares);
+    assert!(!shares.is_empty() && count(Table::Views, &first) > 0);
+    write_events(&root, "golden", first.clone(), 4).unwrap();
+    assert!(!root.join("shares").exists());
+
+    let ctx = sql::context(&root).await.unwrap();
+    let counted = |sql: String| {
+        let ctx = &ctx;
+        async move {
+            let (_, batches) = query(ctx, &sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            batches[0].column(0).as_primitive::<Int64Type>().value(0)
+        }
+    };
+    let counts = || async {
+        let mut out = Vec::new();
+        for table in [Table::Views, Table::Shares] {
+            out.push(counted(format!("SELECT count(*) FROM {table}")).await);
+        }
+        out
+    };
+    assert_eq!(counts().await, [count(Table::Views, &first), 0]);
+
+    let rest: Vec<Envelope> = shares.into_iter().chain(second.iter().cloned()).collect();
+    write_events(&root, "golden", rest, 4).unwrap();
+    let all = [count(Table::Views, &events), count(Table::Shares, &events)];
+    assert_eq!(counts().await, all, "the second commit is seen");
+
+    let report = compact(
+        &Settings {
+            root: root.clone(),
+            target_size: 256 << 20,
+            row_group_size: 1024,
+            fan_in: 64,
+        },
+        &Filter::default(),
+    )
+    .unwrap();
+    assert!(report.inputs > report.outputs, "{report:?}");
+    assert_eq!(
+        counts().await,
+        all,
+        "the compacted files replace the merged ones"
+    );
 }
 
 #[tokio::test]

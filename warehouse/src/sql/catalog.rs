@@ -116,7 +116,9 @@ impl View {
 }
 
 /// A session over the warehouse at `root`: every table and every rollup view registered.
-/// A table with no files yet is an empty table of the same schema.
+/// A table with no files yet is an empty table of the same schema. A session may be kept
+/// open while the sink and compaction run: [`super::query`] lists the files again for each
+/// statement.
 pub async fn context(root: &Path) -> Result<SessionContext, SqlError> {
     with_tables(Some(root)).await
 }
@@ -180,12 +182,10 @@ fn file_schema(table: Table) -> SchemaRef {
     ))
 }
 
+/// The listing table over `table`'s folder, which need not exist yet: a folder the sink has
+/// not created lists no files, and its files are seen once it has.
 fn provider(root: &Path, table: Table) -> Result<Arc<dyn TableProvider>, SqlError> {
-    let dir = table_dir(root, table);
-    if !dir.is_dir() {
-        return Ok(Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?));
-    }
-    let dir = std::path::absolute(&dir).map_err(|source| SqlError::Io {
+    let dir = std::path::absolute(table_dir(root, table)).map_err(|source| SqlError::Io {
         action: "resolve the warehouse root",
         source,
     })?;

@@ -49,6 +49,12 @@ pub enum SqlError {
 }
 
 /// Runs one statement and returns its result (empty for statements that return nothing).
+///
+/// The statement sees the files in place when it starts. DataFusion keeps each table's file
+/// listing for the life of a session by default; that listing is dropped first, because the
+/// sink adds files and compaction replaces them while a session (the `aperture sql` shell)
+/// stays open, and a kept listing would miss the new rows and name files that are gone.
+/// Within one statement the listing is shared, so a table read twice is read the same.
 pub async fn query(
     ctx: &SessionContext,
     sql: &str,
@@ -59,6 +65,9 @@ pub async fn query(
     ),
     SqlError,
 > {
+    if let Some(listings) = ctx.runtime_env().cache_manager.get_list_files_cache() {
+        listings.clear();
+    }
     let options = datafusion::execution::context::SQLOptions::new().with_allow_dml(false);
     let frame = ctx.sql_with_options(sql, options).await?;
     let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
