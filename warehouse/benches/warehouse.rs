@@ -4,7 +4,8 @@
 //! then compacted), and each query runs on both engines, best of a few runs, printed with the
 //! ratio. DuckDB runs through Python's `duckdb` package (`make bench-warehouse` installs it in
 //! `.aperture/bench-venv`; `APERTURE_DUCKDB_PYTHON` names another interpreter). It reads the
-//! same files with the same view definitions (`warehouse/sql/*.sql`, which are plain SQL).
+//! same files with the same view definitions (`warehouse/sql/*.sql`, which are plain SQL); its
+//! version, the one `notebooks/requirements.txt` pins, is printed with the figures.
 //! No figure is asserted: these machines are shared and noisy.
 //!
 //! `APERTURE_BENCH_USERS` (default 5,000) and `APERTURE_BENCH_DAYS` (default 1) size the
@@ -112,13 +113,16 @@ fn main() {
     });
 
     let duckdb = duckdb_timings(&root);
+    if let Ok(ceiling) = &duckdb {
+        println!("ceiling: duckdb {}", ceiling.version);
+    }
     println!(
         "\n{:<38} {:>14} {:>14} {:>10} {:>8}",
         "query (best of 5)", "datafusion", "duckdb", "df/duckdb", "rows"
     );
     for (i, (name, _)) in QUERIES.iter().enumerate() {
         let (df, rows) = datafusion[i];
-        match duckdb.as_ref().ok().map(|d| d[i]) {
+        match duckdb.as_ref().ok().map(|d| d.timings[i]) {
             Some((dd, dd_rows)) => {
                 println!(
                     "{:<38} {:>12.1}ms {:>12.1}ms {:>9.2}x {:>8}",
@@ -147,8 +151,15 @@ fn main() {
     }
 }
 
-/// Runs every query on DuckDB over the same files; seconds (best of [`RUNS`]) and rows each.
-fn duckdb_timings(root: &Path) -> Result<Vec<(f64, usize)>, String> {
+/// What DuckDB measured: its version, and per query seconds (best of [`RUNS`]) and rows.
+#[derive(serde::Deserialize)]
+struct Ceiling {
+    version: String,
+    timings: Vec<(f64, usize)>,
+}
+
+/// Runs every query on DuckDB over the same files.
+fn duckdb_timings(root: &Path) -> Result<Ceiling, String> {
     let python = std::env::var("APERTURE_DUCKDB_PYTHON").map_or_else(
         |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.aperture/bench-venv/bin/python"),
         PathBuf::from,
@@ -188,7 +199,7 @@ for q in work["queries"]:
         rows = len(con.execute(q).fetchall())
         best = min(best, time.perf_counter() - t)
     out.append([best, rows])
-print(json.dumps(out))
+print(json.dumps({{"version": duckdb.__version__, "timings": out}}))
 "#
     );
     let work = serde_json::json!({ "setup": setup, "queries": queries });
@@ -211,7 +222,7 @@ print(json.dumps(out))
     if !output.status.success() {
         return Err(String::from_utf8_lossy(&output.stderr).into_owned());
     }
-    let parsed: Vec<(f64, usize)> = serde_json::from_slice(&output.stdout)
+    let parsed: Ceiling = serde_json::from_slice(&output.stdout)
         .map_err(|e| format!("unexpected output from duckdb: {e}"))?;
     Ok(parsed)
 }
