@@ -221,11 +221,10 @@ pub(crate) struct Pass {
 }
 
 /// Merges `inputs` (names of live files of `partition` in `manifest`, the version that picked
-/// them) and swaps the result in. `None` when
-/// the partition is left for a later run because an input is listed but not in place yet: the
-/// sink renames a commit's files into place after its manifest (under the commit lock, which
-/// the manifest read that picked `inputs` did not take), or died between the two and its next
-/// start moves them.
+/// them) and swaps the result in. `None` when the partition is left for a later run because an
+/// input is listed but not in place yet: the sink renames a commit's files into place after
+/// its manifest (under the commit lock, which the manifest read that picked `inputs` did not
+/// take), or died between the two and its next start moves them.
 fn compact_files(
     settings: &Settings,
     manifest: &Manifest,
