@@ -22,7 +22,8 @@ pub struct DemoArgs {
     /// Users in the generated workload.
     #[arg(long, default_value_t = 10_000)]
     users: u32,
-    /// Simulated days of activity.
+    /// Simulated days of activity. The span ends a few minutes before the demo starts, so
+    /// its stories are still live (24 h of the clock) and its events pass the API's clock check.
     #[arg(long, default_value_t = 1.0)]
     days: f64,
     /// Exit once the feed is shown instead of keeping the APIs up until ctrl-c.
@@ -64,13 +65,14 @@ pub async fn run(
     let topic = config.kafka.events_topic.clone();
     let before = snapshot(config, &topic).await?;
 
-    let spec = Spec {
+    let mut spec = Spec {
         seed: args.seed,
         users: args.users,
         days: args.days,
         celebrity_threshold: config.fanout.celebrity_threshold,
         ..Spec::default()
     };
+    spec.start_ms = recent_start(&spec, now_ms());
     let workload = generate::generate(&spec);
     println!("{}", Summary::of(&workload, &spec));
 
@@ -356,9 +358,56 @@ async fn snapshot(config: &Config, topic: &str) -> anyhow::Result<Vec<Watermarks
     .await??)
 }
 
+/// Where a workload of `spec`'s span starts so that it ends [`SPAN_ENDS_BEFORE_NOW_MS`] before
+/// `now_ms`, on a whole minute. The generator's default start is a fixed day in the past, which
+/// keeps tests reproducible; the demo wants "now", or every story would have expired before it
+/// is shown and the tray would be empty.
+fn recent_start(spec: &Spec, now_ms: u128) -> i64 {
+    const MINUTE_MS: i64 = 60_000;
+    let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
+    let start = now - SPAN_ENDS_BEFORE_NOW_MS - spec.span_ms();
+    start - start.rem_euclid(MINUTE_MS)
+}
+
+/// Events that follow another (a like after its view) may land a few minutes past the span's
+/// end; ending it this long before now keeps them all in the past.
+const SPAN_ENDS_BEFORE_NOW_MS: i64 = 10 * 60_000;
+
 fn now_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recent_workload_ends_in_the_past_and_keeps_its_last_day_of_stories_live() {
+        let now: i64 = 1_795_000_123_456;
+        let spec = Spec {
+            users: 300,
+            days: 1.0,
+            ..Spec::default()
+        };
+        let start = recent_start(&spec, now as u128);
+        assert_eq!(start % 60_000, 0, "starts on a whole minute");
+        assert!(spec.span_ms() + SPAN_ENDS_BEFORE_NOW_MS <= now - start);
+        assert!(now - start < spec.span_ms() + SPAN_ENDS_BEFORE_NOW_MS + 60_000);
+
+        let workload = generate::generate(&Spec {
+            start_ms: start,
+            ..spec
+        });
+        let newest = workload.events.iter().map(|e| e.ts).max().expect("events");
+        assert!(newest <= now, "an event at {newest} is after now ({now})");
+        let live_stories = workload
+            .events
+            .iter()
+            .filter(|e| e.kind() == EventKind::StoryCreated && e.ts > now - 86_400_000)
+            .count();
+        assert!(live_stories > 0, "no story younger than a day");
+    }
 }
