@@ -94,6 +94,7 @@ fn bench(users: u32, days: f64) {
         write_events(&root, "bench", part.to_vec(), 262_144).expect("the warehouse is written");
     }
     let written = started.elapsed();
+    drop(events);
     let settings = Settings {
         root: root.clone(),
         target_size: 256 << 20,
