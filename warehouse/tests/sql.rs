@@ -95,6 +95,40 @@ async fn every_rollup_matches_its_golden_output() {
     }
 }
 
+/// `views` holds both post views and profile visits, counted in one pass: a creator whose
+/// profile was visited on a day none of their posts was viewed still has that day's row, and
+/// the visits count nothing towards views or reach (and the creator's own view, nothing).
+#[tokio::test]
+async fn profile_visits_alone_make_a_row_with_no_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("warehouse");
+    let events: Vec<Envelope> = [
+        r#"{"v":1,"event_id":"p1","type":"profile_view","actor_id":4,"ts":1763856005600,"target_id":7}"#,
+        r#"{"v":1,"event_id":"p2","type":"profile_view","actor_id":5,"ts":1763856005700,"target_id":7}"#,
+        r#"{"v":1,"event_id":"p3","type":"view","actor_id":8,"ts":1763856005800,"post_id":801,"author_id":8,"surface":"profile","dwell_ms":400,"watch_ms":400}"#,
+        r#"{"v":1,"event_id":"p4","type":"view","actor_id":4,"ts":1763856005900,"post_id":801,"author_id":8,"surface":"feed","dwell_ms":900,"watch_ms":3000}"#,
+        r#"{"v":1,"event_id":"p5","type":"view","actor_id":4,"ts":1763942405900,"post_id":801,"author_id":8,"surface":"feed","dwell_ms":900,"watch_ms":1000}"#,
+        r#"{"v":1,"event_id":"p6","type":"profile_view","actor_id":5,"ts":1763942406000,"target_id":8}"#,
+    ]
+    .iter()
+    .map(|line| decode(line.as_bytes(), Origin::Topic).expect("a valid event"))
+    .collect();
+    write_events(&root, "golden", events, 4).unwrap();
+    let got = csv(
+        &root,
+        "SELECT author_id, dt, views, reach, watch_ms, profile_visits, interactions \
+         FROM creator_daily ORDER BY dt, author_id",
+    )
+    .await;
+    assert_eq!(
+        got,
+        "author_id,dt,views,reach,watch_ms,profile_visits,interactions\n\
+         7,2025-11-23,0,0,0,2,0\n\
+         8,2025-11-23,1,1,3000,0,0\n\
+         8,2025-11-24,1,1,1000,1,0\n"
+    );
+}
+
 #[tokio::test]
 async fn every_table_holds_its_events_with_dt_a_date_from_the_folder() {
     let (_dir, root) = golden_root();
