@@ -363,7 +363,6 @@ async fn snapshot(config: &Config, topic: &str) -> anyhow::Result<Vec<Watermarks
 /// keeps tests reproducible; the demo wants "now", or every story would have expired before it
 /// is shown and the tray would be empty.
 fn recent_start(spec: &Spec, now_ms: u128) -> i64 {
-    const MINUTE_MS: i64 = 60_000;
     let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
     let start = now - SPAN_ENDS_BEFORE_NOW_MS - spec.span_ms();
     start - start.rem_euclid(MINUTE_MS)
@@ -371,7 +370,9 @@ fn recent_start(spec: &Spec, now_ms: u128) -> i64 {
 
 /// Events that follow another (a like after its view) may land a few minutes past the span's
 /// end; ending it this long before now keeps them all in the past.
-const SPAN_ENDS_BEFORE_NOW_MS: i64 = 10 * 60_000;
+const SPAN_ENDS_BEFORE_NOW_MS: i64 = 10 * MINUTE_MS;
+
+const MINUTE_MS: i64 = 60_000;
 
 fn now_ms() -> u128 {
     std::time::SystemTime::now()
@@ -383,6 +384,7 @@ fn now_ms() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aperture_schema::state::STORY_TTL_MS;
 
     #[test]
     fn a_recent_workload_ends_in_the_past_and_keeps_its_last_day_of_stories_live() {
@@ -393,9 +395,9 @@ mod tests {
             ..Spec::default()
         };
         let start = recent_start(&spec, now as u128);
-        assert_eq!(start % 60_000, 0, "starts on a whole minute");
+        assert_eq!(start % MINUTE_MS, 0, "starts on a whole minute");
         assert!(spec.span_ms() + SPAN_ENDS_BEFORE_NOW_MS <= now - start);
-        assert!(now - start < spec.span_ms() + SPAN_ENDS_BEFORE_NOW_MS + 60_000);
+        assert!(now - start < spec.span_ms() + SPAN_ENDS_BEFORE_NOW_MS + MINUTE_MS);
 
         let workload = generate::generate(&Spec {
             start_ms: start,
@@ -406,7 +408,7 @@ mod tests {
         let live_stories = workload
             .events
             .iter()
-            .filter(|e| e.kind() == EventKind::StoryCreated && e.ts > now - 86_400_000)
+            .filter(|e| e.kind() == EventKind::StoryCreated && e.ts > now - STORY_TTL_MS)
             .count();
         assert!(live_stories > 0, "no story younger than a day");
     }
