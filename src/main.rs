@@ -2,6 +2,7 @@
 //! crate that owns the work; errors are printed once, here.
 
 mod demo;
+mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -153,7 +154,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", report::report(&error));
             ExitCode::FAILURE
         }
     }

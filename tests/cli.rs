@@ -60,3 +60,20 @@ fn a_bad_configuration_value_is_refused_with_its_name() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("kafka.partitions"), "{err}");
 }
+
+#[test]
+fn a_failed_command_names_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aperture"))
+        .args(["warehouse", "compact"])
+        .env("APERTURE__WAREHOUSE__ROOT", file.join("warehouse"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let cause = std::io::Error::from_raw_os_error(20).to_string();
+    assert_eq!(err.matches(&cause).count(), 1, "{err}");
+    assert!(err.contains("while compacting the warehouse"), "{err}");
+}
