@@ -50,11 +50,7 @@ pub enum SqlError {
 
 /// Runs one statement and returns its result (empty for statements that return nothing).
 ///
-/// The statement sees the files in place when it starts. DataFusion keeps each table's file
-/// listing for the life of a session by default; that listing is dropped first, because the
-/// sink adds files and compaction replaces them while a session (the `aperture sql` shell)
-/// stays open, and a kept listing would miss the new rows and name files that are gone.
-/// Within one statement the listing is shared, so a table read twice is read the same.
+/// The statement sees the files in place when it starts (see [`plan`]).
 pub async fn query(
     ctx: &SessionContext,
     sql: &str,
@@ -65,12 +61,38 @@ pub async fn query(
     ),
     SqlError,
 > {
+    let planned = plan(ctx, sql).await?;
+    let batches = datafusion::physical_plan::collect(planned.plan, planned.task).await?;
+    Ok((planned.schema, batches))
+}
+
+/// A statement planned and ready to run: what [`plan`] returns.
+#[derive(Debug)]
+pub struct Planned {
+    /// The columns of the result.
+    pub schema: arrow::datatypes::SchemaRef,
+    /// The physical plan, over the files listed when it was planned.
+    pub plan: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    /// The session's settings and resources, for running `plan`.
+    pub task: std::sync::Arc<datafusion::execution::TaskContext>,
+}
+
+/// Plans one statement down to the files it reads, without running it: [`query`] is this and
+/// then the run. The benchmark times it apart to tell planning from reading.
+///
+/// DataFusion keeps each table's file listing for the life of a session by default; that
+/// listing is dropped first, because the sink adds files and compaction replaces them while a
+/// session (the `aperture sql` shell) stays open, and a kept listing would miss the new rows
+/// and name files that are gone. Within one statement the listing is shared, so a table read
+/// twice is read the same.
+pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<Planned, SqlError> {
     if let Some(listings) = ctx.runtime_env().cache_manager.get_list_files_cache() {
         listings.clear();
     }
     let options = datafusion::execution::context::SQLOptions::new().with_allow_dml(false);
     let frame = ctx.sql_with_options(sql, options).await?;
     let schema = std::sync::Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame.collect().await?;
-    Ok((schema, batches))
+    let task = std::sync::Arc::new(frame.task_ctx());
+    let plan = frame.create_physical_plan().await?;
+    Ok(Planned { schema, plan, task })
 }
