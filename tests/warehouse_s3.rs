@@ -4,8 +4,11 @@
 //! `s3://` root crashes at both points of a commit and is SIGKILLed again and again; after a
 //! restart that drains the topic, every table holds exactly the events of its family, the
 //! bucket holds exactly the files the manifest lists, and the rollups read through `aperture
-//! sql` equal those of a local root holding the same events. Compaction on the bucket, crashed
-//! once with its swap committed, then leaves the counts as they were.
+//! sql` equal those of a local root holding the same events. SQL reads what the manifest holds
+//! even while a crash leaves committed files staged: after a sink dies between its manifest and
+//! its copies, and after a compaction dies between deleting a swap's inputs and copying its
+//! outputs in. Compaction on the bucket, crashed with its swap committed and again halfway
+//! through carrying it out, then leaves the counts as they were.
 
 #[path = "../stream-jobs/tests/support/mod.rs"]
 mod support;
@@ -297,6 +300,19 @@ fn a_killed_sink_on_s3_writes_every_event_once_and_sql_reads_it_like_a_local_roo
         crashed.files.keys().any(|rel| !in_place.contains(rel)),
         "the crash after the manifest left committed files staged, for the restart to place"
     );
+    // SQL reads what the manifest holds, the committed files still staged included.
+    let committed: BTreeMap<String, (i64, i64)> = Table::ALL
+        .iter()
+        .map(|t| {
+            let rows = crashed.rows.get(t.name()).copied().unwrap_or(0) as i64;
+            (t.name().to_owned(), (rows, rows))
+        })
+        .collect();
+    assert_eq!(
+        counts(&config, &root, &s3),
+        committed,
+        "rows and distinct ids per table with the last commit's files still staged"
+    );
 
     let mut rng = ChaCha8Rng::seed_from_u64(13);
     for _ in 0..KILLS {
@@ -368,6 +384,38 @@ fn a_killed_sink_on_s3_writes_every_event_once_and_sql_reads_it_like_a_local_roo
         counts(&config, &root, &s3),
         expected,
         "with a swap committed and not carried out"
+    );
+    // The next run dies carrying that swap out, its inputs deleted and its outputs not yet
+    // copied in: SQL reads the staged outputs.
+    let mut compact = aperture(&config, &root, &s3);
+    compact
+        .args(["warehouse", "compact"])
+        .env(FAILPOINT_ENV, "swap-after-inputs-deleted")
+        .stderr(Stdio::null());
+    crashes(compact, "swap-after-inputs-deleted");
+    let half = manifest(&bucket).unwrap();
+    let swap = half.swap.clone().expect("the swap is still recorded");
+    let in_place: BTreeSet<String> = block_on(bucket.list(&swap.partition))
+        .unwrap()
+        .into_iter()
+        .map(|(rel, _)| rel)
+        .collect();
+    assert!(
+        swap.outputs
+            .iter()
+            .all(|name| !in_place.contains(&format!("{}/{name}", swap.partition))),
+        "the swap's outputs are not in place yet: {in_place:?}"
+    );
+    assert!(
+        swap.inputs
+            .iter()
+            .all(|name| !in_place.contains(&format!("{}/{name}", swap.partition))),
+        "the swap's inputs are deleted: {in_place:?}"
+    );
+    assert_eq!(
+        counts(&config, &root, &s3),
+        expected,
+        "with a swap's inputs deleted and its outputs still staged"
     );
     let mut compact = aperture(&config, &root, &s3);
     compact.args(["warehouse", "compact"]);

@@ -5,7 +5,8 @@
 //! Points: `sink-before-manifest` (a commit's files written and fsynced in `_sink/tmp/`, the
 //! manifest not yet replaced), `sink-after-manifest` (the manifest replaced, the files not yet
 //! renamed into place), `compact-after-manifest` (a swap committed, the folders not yet
-//! exchanged), `compact-after-swap` (exchanged, the old folder not yet deleted).
+//! exchanged), `compact-after-swap` (exchanged, the old folder not yet deleted), and on object
+//! roots `swap-after-inputs-deleted` (a swap's inputs deleted, its outputs not yet copied in).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -28,7 +28,7 @@
 //! `If-Match` on the ETag read: **that put is the commit**. When it fails on its precondition
 //! (a compaction changed the file list meanwhile) it is read, checked and put again. Only then
 //! are the files copied to their place and their staged copies deleted. As on a local root,
-//! readers listing the table folders never see rows a restart would take back.
+//! readers never see rows a restart would take back.
 //!
 //! # Compaction
 //!
@@ -39,15 +39,17 @@
 //! Whoever reads the manifest next while the record stands (a sink commit, a compaction)
 //! carries it out first; every step is idempotent.
 //!
-//! No object store swaps a set of objects at once, so a reader listing a partition in the
-//! moment between the deletes and the copies of a swap misses that partition's compacted rows
-//! (never counts them twice); listing it again after the swap sees them all.
+//! No object store swaps a set of objects at once, and between a commit's manifest and its
+//! copies the committed files are still staged. So readers do not list the table folders:
+//! SQL reads the files the manifest lists, from their staged copies while they are not in
+//! place (see [`read`]).
 //! A compaction stages under a sequence number one past the manifest's `compactions`, and
 //! commits only while that still holds; a later compaction deletes staging prefixes whose
 //! number the manifest has reached (they can no longer commit), so a compaction that can
 //! still commit is never robbed of its outputs.
 
 pub mod compact;
+pub mod read;
 pub mod sink;
 
 use std::path::{Path, PathBuf};
@@ -348,6 +350,7 @@ impl ObjectRoot {
         for name in &swap.inputs {
             self.delete(&live(name)).await?;
         }
+        crate::failpoint::hit("swap-after-inputs-deleted");
         for name in &swap.outputs {
             if self.exists(&live(name)).await? {
                 continue;

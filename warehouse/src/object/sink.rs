@@ -137,7 +137,7 @@ impl ObjectSink {
 }
 
 /// Where sink `token` stages the file that goes to `rel`.
-fn staged_rel(token: &str, rel: &str) -> String {
+pub(crate) fn staged_rel(token: &str, rel: &str) -> String {
     format!("{SINK_DIR}/{TMP_DIR}/{token}/{rel}")
 }
 

@@ -16,6 +16,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use super::SqlError;
 use crate::layout::table_dir;
 use crate::object::Root;
+use crate::object::read::SnapshotStore;
 
 /// A rollup the project owns: a view defined by one SQL file of `warehouse/sql/`, whose
 /// leading comment documents it (see [`View::doc`] and [`View::column_docs`]).
@@ -134,17 +135,28 @@ async fn with_tables(root: Option<&Path>) -> Result<SessionContext, SqlError> {
     // ordered mode, which measured slower on the rollups (see `benches/warehouse.rs`). Row
     // groups and pages are still skipped by their statistics when the files are read, and a
     // filter on `dt` still skips whole folders.
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_collect_statistics(false)
         .with_information_schema(true)
         .with_default_catalog_and_schema("aperture", "warehouse");
-    let ctx = SessionContext::new_with_config(config);
     let root = root
         .map(Root::parse)
         .transpose()
         .map_err(|e| SqlError::Root(e.to_string()))?;
-    if let Some(Root::Object(root)) = &root {
-        ctx.register_object_store(&root.store_url(), Arc::clone(root.store()));
+    // An object root is read as its manifest stands (see `object::read`), through a store
+    // that `super::plan` refreshes before each statement; the session carries it for that.
+    let snapshot = match &root {
+        Some(Root::Object(root)) => {
+            Some((root.store_url(), Arc::new(SnapshotStore::new(root.clone()))))
+        }
+        _ => None,
+    };
+    if let Some((_, store)) = &snapshot {
+        config = config.with_extension(Arc::clone(store));
+    }
+    let ctx = SessionContext::new_with_config(config);
+    if let Some((url, store)) = snapshot {
+        ctx.register_object_store(&url, store);
     }
     for table in Table::ALL {
         let provider: Arc<dyn TableProvider> = match &root {

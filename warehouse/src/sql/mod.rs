@@ -84,10 +84,22 @@ pub struct Planned {
 /// listing is dropped first, because the sink adds files and compaction replaces them while a
 /// session (the `aperture sql` shell) stays open, and a kept listing would miss the new rows
 /// and name files that are gone. Within one statement the listing is shared, so a table read
-/// twice is read the same.
+/// twice is read the same. On an object root the manifest is read first, and the statement
+/// reads the files it lists (see [`crate::object::read`]).
 pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<Planned, SqlError> {
     if let Some(listings) = ctx.runtime_env().cache_manager.get_list_files_cache() {
         listings.clear();
+    }
+    let snapshot = ctx
+        .state_ref()
+        .read()
+        .config()
+        .get_extension::<crate::object::read::SnapshotStore>();
+    if let Some(snapshot) = snapshot {
+        snapshot
+            .refresh()
+            .await
+            .map_err(|e| SqlError::Root(e.to_string()))?;
     }
     let options = datafusion::execution::context::SQLOptions::new().with_allow_dml(false);
     let frame = ctx.sql_with_options(sql, options).await?;

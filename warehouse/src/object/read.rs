@@ -1,0 +1,442 @@
+//! Reading an object root as its manifest stands: what SQL sessions read `s3://` roots through.
+//!
+//! Listing the table folders is not enough on an object store. Between a commit's manifest and
+//! the copies that follow it, the committed files are still staged (`_sink/tmp/<token>/…`),
+//! and a sink that dies there leaves them so until the next one starts. During a compaction
+//! swap, the inputs are deleted before the outputs are copied in from staging. A reader that
+//! listed the folders would miss rows the manifest holds, for a moment or, after a crash, for
+//! as long as no sink or compaction runs.
+//!
+//! [`SnapshotStore`] wraps the root's store. [`SnapshotStore::refresh`] reads the manifest,
+//! once per statement; from then on, listing a table folder answers exactly the files that
+//! manifest lists, each under its live path, so partition values still come from the folder
+//! names. A listed file not yet in place is read from its staged copy, and from its live path
+//! again if it was copied in and the staged copy deleted meanwhile. Files in place that the
+//! manifest does not list (inputs of a swap not yet deleted, a fenced sink's late copy) are
+//! left out. Paths outside the root's tables pass through unchanged.
+//!
+//! A statement that outlives its manifest can still find a file gone: a compaction that
+//! committed after the statement was planned may delete its inputs. That read fails with the
+//! store's `NotFound` naming the file, and the statement can be run again. It never reads a
+//! row twice or leaves one out without saying so.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use aperture_schema::warehouse::Table;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    ObjectStoreExt, PutMultipartOptions, PutOptions, PutPayload, PutResult,
+};
+
+use super::ObjectRoot;
+use super::sink::staged_rel;
+use crate::error::WarehouseError;
+use crate::manifest::Manifest;
+
+/// An object root's store, read as of the manifest of the last [`SnapshotStore::refresh`].
+/// Read-only: writes are refused.
+#[derive(Debug)]
+pub struct SnapshotStore {
+    root: ObjectRoot,
+    snapshot: Mutex<Arc<Snapshot>>,
+}
+
+/// What one manifest says is in the tables, and where to find what is not in place yet.
+#[derive(Debug, Default)]
+struct Snapshot {
+    /// Every live file the manifest lists, by its live path: the places to read it from when
+    /// it is not there yet, best first.
+    files: BTreeMap<ObjectPath, Vec<ObjectPath>>,
+    /// Files found staged when their table was listed: live path → staged path read instead.
+    redirects: Mutex<HashMap<ObjectPath, ObjectPath>>,
+}
+
+impl Snapshot {
+    fn of(root: &ObjectRoot, manifest: Option<&Manifest>) -> Snapshot {
+        let Some(manifest) = manifest else {
+            return Snapshot::default();
+        };
+        let files = manifest
+            .files
+            .keys()
+            .map(|rel| {
+                let mut staged = Vec::new();
+                if let Some(swap) = &manifest.swap
+                    && let Some((partition, name)) = rel.rsplit_once('/')
+                    && partition == swap.partition
+                    && swap.outputs.iter().any(|output| output == name)
+                {
+                    staged.push(root.path(&format!("{}/{name}", swap.staging)));
+                }
+                if let Some(writer) = &manifest.writer {
+                    staged.push(root.path(&staged_rel(writer, rel)));
+                }
+                (root.path(rel), staged)
+            })
+            .collect();
+        Snapshot {
+            files,
+            redirects: Mutex::default(),
+        }
+    }
+
+    fn redirect(&self, location: &ObjectPath) -> Option<ObjectPath> {
+        self.redirects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(location)
+            .cloned()
+    }
+}
+
+impl SnapshotStore {
+    /// The store of `root`, showing no files until the first [`SnapshotStore::refresh`].
+    pub fn new(root: ObjectRoot) -> SnapshotStore {
+        SnapshotStore {
+            root,
+            snapshot: Mutex::default(),
+        }
+    }
+
+    /// Reads the manifest again: what the tables hold from now on. A root without a manifest
+    /// holds nothing.
+    pub async fn refresh(&self) -> Result<(), WarehouseError> {
+        let manifest = self.root.load().await?.map(|(manifest, _)| manifest);
+        let snapshot = Arc::new(Snapshot::of(&self.root, manifest.as_ref()));
+        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
+        Ok(())
+    }
+
+    fn current(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether `prefix` is (in) a table folder of the root, which the snapshot answers for.
+    fn in_tables(&self, prefix: &ObjectPath) -> bool {
+        self.root.rel(prefix).is_some_and(|rel| {
+            let table = rel.split('/').next().unwrap_or_default();
+            Table::ALL.iter().any(|t| t.name() == table)
+        })
+    }
+
+    fn read_only(operation: &str) -> object_store::Error {
+        object_store::Error::NotImplemented {
+            operation: format!("{operation} (SQL reads a warehouse root, never writes it)"),
+            implementer: "SnapshotStore".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for SnapshotStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SnapshotStore({})", self.root.url())
+    }
+}
+
+/// The files of `snapshot` under `prefix`: those in place as `inner` lists them, and those
+/// still staged under their live paths (recorded as redirects).
+async fn list_snapshot(
+    inner: Arc<dyn ObjectStore>,
+    snapshot: Arc<Snapshot>,
+    prefix: ObjectPath,
+) -> object_store::Result<Vec<ObjectMeta>> {
+    let mut in_place: HashMap<ObjectPath, ObjectMeta> = inner
+        .list(Some(&prefix))
+        .map_ok(|meta| (meta.location.clone(), meta))
+        .try_collect()
+        .await?;
+    let mut out = Vec::new();
+    for (live, staged) in &snapshot.files {
+        if live.prefix_match(&prefix).is_none() {
+            continue;
+        }
+        if let Some(meta) = in_place.remove(live) {
+            out.push(meta);
+            continue;
+        }
+        out.push(find_staged(inner.as_ref(), &snapshot, live, staged).await?);
+    }
+    Ok(out)
+}
+
+/// A listed file that is not in place: its staged copy, under its live path.
+async fn find_staged(
+    inner: &dyn ObjectStore,
+    snapshot: &Snapshot,
+    live: &ObjectPath,
+    staged: &[ObjectPath],
+) -> object_store::Result<ObjectMeta> {
+    for path in staged {
+        match inner.head(path).await {
+            Ok(meta) => {
+                snapshot
+                    .redirects
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(live.clone(), path.clone());
+                return Ok(ObjectMeta {
+                    location: live.clone(),
+                    ..meta
+                });
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Copied in since the listing, its staged copy deleted.
+    inner.head(live).await
+}
+
+#[async_trait]
+impl ObjectStore for SnapshotStore {
+    async fn put_opts(
+        &self,
+        _location: &ObjectPath,
+        _payload: PutPayload,
+        _opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
+        Err(Self::read_only("put"))
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        _location: &ObjectPath,
+        _opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        Err(Self::read_only("put_multipart"))
+    }
+
+    async fn get_opts(
+        &self,
+        location: &ObjectPath,
+        options: GetOptions,
+    ) -> object_store::Result<GetResult> {
+        let store = self.root.store();
+        if let Some(staged) = self.current().redirect(location) {
+            match store.get_opts(&staged, options.clone()).await {
+                Err(object_store::Error::NotFound { .. }) => {}
+                got => return got,
+            }
+        }
+        store.get_opts(location, options).await
+    }
+
+    async fn get_ranges(
+        &self,
+        location: &ObjectPath,
+        ranges: &[Range<u64>],
+    ) -> object_store::Result<Vec<Bytes>> {
+        let store = self.root.store();
+        if let Some(staged) = self.current().redirect(location) {
+            match store.get_ranges(&staged, ranges).await {
+                Err(object_store::Error::NotFound { .. }) => {}
+                got => return got,
+            }
+        }
+        store.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<ObjectPath>>,
+    ) -> BoxStream<'static, object_store::Result<ObjectPath>> {
+        locations.map(|_| Err(Self::read_only("delete"))).boxed()
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        let inner = Arc::clone(self.root.store());
+        match prefix {
+            Some(prefix) if self.in_tables(prefix) => {
+                let listed = list_snapshot(inner, self.current(), prefix.clone());
+                stream::once(listed)
+                    .map_ok(|metas| stream::iter(metas.into_iter().map(Ok)))
+                    .try_flatten()
+                    .boxed()
+            }
+            _ => inner.list(prefix),
+        }
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> object_store::Result<ListResult> {
+        let inner = Arc::clone(self.root.store());
+        let Some(prefix) = prefix.filter(|p| self.in_tables(p)) else {
+            return inner.list_with_delimiter(prefix).await;
+        };
+        let metas = list_snapshot(inner, self.current(), prefix.clone()).await?;
+        let mut result = ListResult {
+            common_prefixes: Vec::new(),
+            objects: Vec::new(),
+        };
+        for meta in metas {
+            let below: Vec<_> = meta
+                .location
+                .prefix_match(prefix)
+                .map(|parts| parts.collect())
+                .unwrap_or_default();
+            if below.len() > 1 {
+                let folder =
+                    ObjectPath::from_iter(prefix.parts().chain(below[..1].iter().cloned()));
+                if !result.common_prefixes.contains(&folder) {
+                    result.common_prefixes.push(folder);
+                }
+            } else {
+                result.objects.push(meta);
+            }
+        }
+        Ok(result)
+    }
+
+    async fn copy_opts(
+        &self,
+        _from: &ObjectPath,
+        _to: &ObjectPath,
+        _options: CopyOptions,
+    ) -> object_store::Result<()> {
+        Err(Self::read_only("copy"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::TryStreamExt;
+    use object_store::memory::InMemory;
+    use object_store::path::Path as ObjectPath;
+    use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+    use url::Url;
+
+    use super::SnapshotStore;
+    use crate::manifest::{FileEntry, Manifest};
+    use crate::object::ObjectRoot;
+
+    const DAY: &str = "likes/dt=2025-11-23";
+
+    async fn put(store: &InMemory, path: &ObjectPath, body: &'static str) {
+        store
+            .put(path, PutPayload::from_static(body.as_bytes()))
+            .await
+            .unwrap();
+    }
+
+    /// A root whose manifest lists `a` (in place) and `b` (committed, still staged by sink
+    /// `w`), beside `old` (in place, not listed: merged away, not yet deleted).
+    async fn root() -> (ObjectRoot, Arc<InMemory>) {
+        let store = Arc::new(InMemory::new());
+        let root = ObjectRoot::new(
+            Url::parse("s3://bucket/wh").unwrap(),
+            Arc::clone(&store) as Arc<dyn ObjectStore>,
+        )
+        .unwrap();
+        put(&store, &root.path(&format!("{DAY}/a.parquet")), "aa").await;
+        put(
+            &store,
+            &root.path(&format!("_sink/tmp/w/{DAY}/b.parquet")),
+            "bbb",
+        )
+        .await;
+        put(&store, &root.path(&format!("{DAY}/old.parquet")), "old").await;
+        let mut manifest = Manifest::empty("events");
+        manifest.writer = Some("w".into());
+        for (name, bytes) in [("a", 2), ("b", 3)] {
+            manifest.files.insert(
+                format!("{DAY}/{name}.parquet"),
+                FileEntry { rows: 1, bytes },
+            );
+        }
+        root.store_manifest(&mut manifest, None).await.unwrap();
+        (root, store)
+    }
+
+    #[tokio::test]
+    async fn a_table_lists_what_the_manifest_holds_and_reads_it_wherever_it_is() {
+        let (root, store) = root().await;
+        let snapshot = SnapshotStore::new(root.clone());
+        snapshot.refresh().await.unwrap();
+        let likes = root.path("likes");
+        let mut listed: Vec<(String, u64)> = snapshot
+            .list(Some(&likes))
+            .map_ok(|meta| (root.rel(&meta.location).unwrap(), meta.size))
+            .try_collect()
+            .await
+            .unwrap();
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                (format!("{DAY}/a.parquet"), 2),
+                (format!("{DAY}/b.parquet"), 3)
+            ]
+        );
+        let b = root.path(&format!("{DAY}/b.parquet"));
+        let read = |path: ObjectPath| {
+            let snapshot = &snapshot;
+            async move { snapshot.get(&path).await.unwrap().bytes().await.unwrap() }
+        };
+        assert_eq!(read(b.clone()).await.as_ref(), b"bbb");
+        let ranges = snapshot.get_ranges(&b, &[0..1, 1..3]).await.unwrap();
+        assert_eq!(
+            [ranges[0].as_ref(), ranges[1].as_ref()],
+            [b"b" as &[u8], b"bb"]
+        );
+
+        // Copied into place and the staged copy deleted, as the next sink start does.
+        let staged = root.path(&format!("_sink/tmp/w/{DAY}/b.parquet"));
+        store.copy(&staged, &b).await.unwrap();
+        store.delete(&staged).await.unwrap();
+        assert_eq!(read(b).await.as_ref(), b"bbb");
+
+        let folders = snapshot.list_with_delimiter(Some(&likes)).await.unwrap();
+        assert_eq!(folders.common_prefixes, [root.path(DAY)]);
+        assert!(folders.objects.is_empty());
+    }
+
+    #[tokio::test]
+    async fn paths_outside_the_tables_pass_through_and_writes_are_refused() {
+        let (root, _store) = root().await;
+        let snapshot = SnapshotStore::new(root.clone());
+        snapshot.refresh().await.unwrap();
+        let staged: Vec<_> = snapshot
+            .list(Some(&root.path("_sink/tmp")))
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(staged.len(), 1);
+        let refused = snapshot
+            .put(&root.path("likes/x.parquet"), PutPayload::from_static(b"x"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, object_store::Error::NotImplemented { .. }),
+            "{refused}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_root_without_a_manifest_holds_nothing() {
+        let store = Arc::new(InMemory::new());
+        let root = ObjectRoot::new(Url::parse("s3://bucket/wh").unwrap(), store.clone()).unwrap();
+        put(&store, &root.path(&format!("{DAY}/a.parquet")), "aa").await;
+        let snapshot = SnapshotStore::new(root.clone());
+        snapshot.refresh().await.unwrap();
+        let listed: Vec<_> = snapshot
+            .list(Some(&root.path("likes")))
+            .try_collect()
+            .await
+            .unwrap();
+        assert!(listed.is_empty(), "{listed:?}");
+    }
+}
