@@ -3,24 +3,25 @@
 //! An error and its causes are printed as `what: why: why`. Many errors already write their
 //! cause into their own message and also return it as their `source` (ours wrap I/O and object
 //! store errors so; `object_store`'s errors do it at every level), so printing the whole chain
-//! would repeat each cause once per level. A cause whose message is already in the line is left
-//! out; one that adds something is appended.
+//! would repeat each cause once per level. A cause whose message its wrapper's message already
+//! holds is left out; one that adds something is appended.
 
 use std::fmt::Write;
 
 /// `error` and its causes on one line, each message once.
 pub fn report(error: &anyhow::Error) -> String {
     let mut line = String::new();
+    let mut wrapper = String::new();
     for cause in error.chain() {
         let message = cause.to_string();
-        if message.is_empty() || line.contains(&message) {
-            continue;
+        if !message.is_empty() && !wrapper.contains(&message) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            // Writing to a String cannot fail.
+            let _ = write!(line, "{message}");
         }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        // Writing to a String cannot fail.
-        let _ = write!(line, "{message}");
+        wrapper = message;
     }
     line
 }
@@ -67,6 +68,18 @@ mod tests {
                 "while starting the sink: could not open the root: {}",
                 not_a_directory()
             )
+        );
+    }
+
+    #[test]
+    fn a_cause_is_compared_with_its_own_wrapper_only() {
+        // "refused" is in the outermost message, but not in the one that wraps it.
+        let error = anyhow::Error::msg("refused")
+            .context("could not connect")
+            .context("while reading what the peer refused");
+        assert_eq!(
+            report(&error),
+            "while reading what the peer refused: could not connect: refused"
         );
     }
 
