@@ -367,8 +367,8 @@ fn a_killed_sink_on_s3_writes_every_event_once_and_sql_reads_it_like_a_local_roo
     }
 
     // Compaction on the bucket: fewer files, the same rows. The first run dies with its swap
-    // committed and not carried out; readers still see the inputs, and the next run finishes
-    // the swap before it goes on.
+    // committed and not carried out; SQL reads the staged outputs the manifest now lists, and
+    // the next run finishes the swap before it goes on.
     let files_before = drained.files.len();
     let mut compact = aperture(&config, &root, &s3);
     compact

@@ -149,7 +149,7 @@ fn bench(users: u32, days: f64) {
     }
     println!(
         "\n{:<38} {:>14} {:>14} {:>14} {:>10} {:>8}",
-        "query (best of 5)", "datafusion", "of which plan", "duckdb", "df/duckdb", "rows"
+        "query (best of 5)", "datafusion", "df planning", "duckdb", "df/duckdb", "rows"
     );
     for (i, (name, _)) in QUERIES.iter().enumerate() {
         let DataFusionTiming {

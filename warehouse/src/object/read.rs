@@ -8,17 +8,17 @@
 //! as long as no sink or compaction runs.
 //!
 //! [`SnapshotStore`] wraps the root's store. [`SnapshotStore::refresh`] reads the manifest,
-//! once per statement; from then on, listing a table folder answers exactly the files that
+//! when the session opens and then once per statement; from then on, listing a table folder answers exactly the files that
 //! manifest lists, each under its live path, so partition values still come from the folder
 //! names. A listed file not yet in place is read from its staged copy, and from its live path
 //! again if it was copied in and the staged copy deleted meanwhile. Files in place that the
 //! manifest does not list (inputs of a swap not yet deleted, a fenced sink's late copy) are
 //! left out. Paths outside the root's tables pass through unchanged.
 //!
-//! A statement that outlives its manifest can still find a file gone: a compaction that
-//! committed after the statement was planned may delete its inputs. That read fails with the
-//! store's `NotFound` naming the file, and the statement can be run again. It never reads a
-//! row twice or leaves one out without saying so.
+//! A statement can still find a file gone: a compaction that committed after the statement's
+//! manifest was read may delete its inputs. The statement then fails with `NotFound` naming
+//! the file (when it is planned, saying to run it again), and can be run again. It never reads
+//! a row twice or leaves one out without saying so.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -46,7 +46,14 @@ use crate::manifest::Manifest;
 pub struct SnapshotStore {
     root: ObjectRoot,
     snapshot: Mutex<Arc<Snapshot>>,
+    /// Files found staged when a table was listed: live path → the staged copy read instead.
+    /// Kept across refreshes, so a statement planned before a refresh still reads through
+    /// them: a live name always holds the bytes of its staged copy, and a staged copy deleted
+    /// meanwhile falls back to the live path.
+    redirects: Arc<Redirects>,
 }
+
+type Redirects = Mutex<HashMap<ObjectPath, ObjectPath>>;
 
 /// What one manifest says is in the tables, and where to find what is not in place yet.
 #[derive(Debug, Default)]
@@ -54,8 +61,6 @@ struct Snapshot {
     /// Every live file the manifest lists, by its live path: the places to read it from when
     /// it is not there yet, best first.
     files: BTreeMap<ObjectPath, Vec<ObjectPath>>,
-    /// Files found staged when their table was listed: live path → staged path read instead.
-    redirects: Mutex<HashMap<ObjectPath, ObjectPath>>,
 }
 
 impl Snapshot {
@@ -81,18 +86,7 @@ impl Snapshot {
                 (root.path(rel), staged)
             })
             .collect();
-        Snapshot {
-            files,
-            redirects: Mutex::default(),
-        }
-    }
-
-    fn redirect(&self, location: &ObjectPath) -> Option<ObjectPath> {
-        self.redirects
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(location)
-            .cloned()
+        Snapshot { files }
     }
 }
 
@@ -102,7 +96,16 @@ impl SnapshotStore {
         SnapshotStore {
             root,
             snapshot: Mutex::default(),
+            redirects: Arc::default(),
         }
+    }
+
+    fn redirect(&self, location: &ObjectPath) -> Option<ObjectPath> {
+        self.redirects
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(location)
+            .cloned()
     }
 
     /// Reads the manifest again: what the tables hold from now on. A root without a manifest
@@ -145,6 +148,7 @@ impl std::fmt::Display for SnapshotStore {
 async fn list_snapshot(
     inner: Arc<dyn ObjectStore>,
     snapshot: Arc<Snapshot>,
+    redirects: Arc<Redirects>,
     prefix: ObjectPath,
 ) -> object_store::Result<Vec<ObjectMeta>> {
     let mut in_place: HashMap<ObjectPath, ObjectMeta> = inner
@@ -161,7 +165,7 @@ async fn list_snapshot(
             out.push(meta);
             continue;
         }
-        out.push(find_staged(inner.as_ref(), &snapshot, live, staged).await?);
+        out.push(find_staged(inner.as_ref(), &redirects, live, staged).await?);
     }
     Ok(out)
 }
@@ -169,15 +173,14 @@ async fn list_snapshot(
 /// A listed file that is not in place: its staged copy, under its live path.
 async fn find_staged(
     inner: &dyn ObjectStore,
-    snapshot: &Snapshot,
+    redirects: &Redirects,
     live: &ObjectPath,
     staged: &[ObjectPath],
 ) -> object_store::Result<ObjectMeta> {
     for path in staged {
         match inner.head(path).await {
             Ok(meta) => {
-                snapshot
-                    .redirects
+                redirects
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .insert(live.clone(), path.clone());
@@ -190,8 +193,17 @@ async fn find_staged(
             Err(e) => return Err(e),
         }
     }
-    // Copied in since the listing, its staged copy deleted.
-    inner.head(live).await
+    // Copied in since the listing, its staged copy deleted; or gone.
+    match inner.head(live).await {
+        Err(object_store::Error::NotFound { path, .. }) => Err(object_store::Error::NotFound {
+            path,
+            source: "the manifest read when the statement started lists it, and it is neither \
+                     in place nor staged: a compaction has replaced it since; run the statement \
+                     again"
+                .into(),
+        }),
+        found => found,
+    }
 }
 
 #[async_trait]
@@ -219,10 +231,14 @@ impl ObjectStore for SnapshotStore {
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
         let store = self.root.store();
-        if let Some(staged) = self.current().redirect(location) {
+        if let Some(staged) = self.redirect(location) {
             match store.get_opts(&staged, options.clone()).await {
                 Err(object_store::Error::NotFound { .. }) => {}
-                got => return got,
+                Ok(mut got) => {
+                    got.meta.location = location.clone();
+                    return Ok(got);
+                }
+                Err(e) => return Err(e),
             }
         }
         store.get_opts(location, options).await
@@ -234,7 +250,7 @@ impl ObjectStore for SnapshotStore {
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
         let store = self.root.store();
-        if let Some(staged) = self.current().redirect(location) {
+        if let Some(staged) = self.redirect(location) {
             match store.get_ranges(&staged, ranges).await {
                 Err(object_store::Error::NotFound { .. }) => {}
                 got => return got,
@@ -257,7 +273,12 @@ impl ObjectStore for SnapshotStore {
         let inner = Arc::clone(self.root.store());
         match prefix {
             Some(prefix) if self.in_tables(prefix) => {
-                let listed = list_snapshot(inner, self.current(), prefix.clone());
+                let listed = list_snapshot(
+                    inner,
+                    self.current(),
+                    Arc::clone(&self.redirects),
+                    prefix.clone(),
+                );
                 stream::once(listed)
                     .map_ok(|metas| stream::iter(metas.into_iter().map(Ok)))
                     .try_flatten()
@@ -275,7 +296,13 @@ impl ObjectStore for SnapshotStore {
         let Some(prefix) = prefix.filter(|p| self.in_tables(p)) else {
             return inner.list_with_delimiter(prefix).await;
         };
-        let metas = list_snapshot(inner, self.current(), prefix.clone()).await?;
+        let metas = list_snapshot(
+            inner,
+            self.current(),
+            Arc::clone(&self.redirects),
+            prefix.clone(),
+        )
+        .await?;
         let mut result = ListResult {
             common_prefixes: Vec::new(),
             objects: Vec::new(),
@@ -320,7 +347,7 @@ mod tests {
     use url::Url;
 
     use super::SnapshotStore;
-    use crate::manifest::{FileEntry, Manifest};
+    use crate::manifest::{FileEntry, Manifest, Swap};
     use crate::object::ObjectRoot;
 
     const DAY: &str = "likes/dt=2025-11-23";
@@ -405,6 +432,91 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_swap_half_carried_out_is_read_from_its_staged_outputs_only() {
+        let (root, store) = root().await;
+        // Compaction merged a and b into c and d; its inputs are deleted, its outputs staged.
+        let staging = "_sink/staging/1-t";
+        for (name, body) in [("c", "cc"), ("d", "ddddd")] {
+            put(
+                &store,
+                &root.path(&format!("{staging}/{name}.parquet")),
+                body,
+            )
+            .await;
+        }
+        store
+            .delete(&root.path(&format!("{DAY}/a.parquet")))
+            .await
+            .unwrap();
+        let mut manifest = root.load().await.unwrap().unwrap().0;
+        manifest.files.clear();
+        for (name, bytes) in [("c", 2), ("d", 5)] {
+            manifest.files.insert(
+                format!("{DAY}/{name}.parquet"),
+                FileEntry { rows: 1, bytes },
+            );
+        }
+        manifest.swap = Some(Swap {
+            partition: DAY.into(),
+            staging: staging.into(),
+            output: "c.parquet".into(),
+            inputs: vec!["a.parquet".into(), "b.parquet".into()],
+            outputs: vec!["c.parquet".into(), "d.parquet".into()],
+        });
+        let read = root.load().await.unwrap().unwrap().1;
+        assert!(
+            root.store_manifest(&mut manifest, Some(&read))
+                .await
+                .unwrap()
+        );
+
+        let snapshot = SnapshotStore::new(root.clone());
+        snapshot.refresh().await.unwrap();
+        let mut listed: Vec<(String, u64)> = snapshot
+            .list(Some(&root.path(DAY)))
+            .map_ok(|meta| (root.rel(&meta.location).unwrap(), meta.size))
+            .try_collect()
+            .await
+            .unwrap();
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                (format!("{DAY}/c.parquet"), 2),
+                (format!("{DAY}/d.parquet"), 5)
+            ],
+            "the staged outputs under their live names; `old` and the staged `b` left out"
+        );
+        let d = root.path(&format!("{DAY}/d.parquet"));
+        let got = snapshot.get(&d).await.unwrap();
+        assert_eq!(
+            got.meta.location, d,
+            "a redirected read answers for the live path"
+        );
+        assert_eq!(got.bytes().await.unwrap().as_ref(), b"ddddd");
+    }
+
+    #[tokio::test]
+    async fn a_listed_file_found_nowhere_fails_the_listing_and_says_to_run_again() {
+        let (root, store) = root().await;
+        store
+            .delete(&root.path(&format!("_sink/tmp/w/{DAY}/b.parquet")))
+            .await
+            .unwrap();
+        let snapshot = SnapshotStore::new(root.clone());
+        snapshot.refresh().await.unwrap();
+        let listed: Result<Vec<_>, _> =
+            snapshot.list(Some(&root.path("likes"))).try_collect().await;
+        let error = listed.unwrap_err();
+        assert!(
+            matches!(&error, object_store::Error::NotFound { path, .. } if path.ends_with("b.parquet")),
+            "{error}"
+        );
+        let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert!(chain.contains("run the statement again"), "{chain}");
+    }
+
+    #[tokio::test]
     async fn paths_outside_the_tables_pass_through_and_writes_are_refused() {
         let (root, _store) = root().await;
         let snapshot = SnapshotStore::new(root.clone());
@@ -415,13 +527,24 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(staged.len(), 1);
-        let refused = snapshot
-            .put(&root.path("likes/x.parquet"), PutPayload::from_static(b"x"))
-            .await
-            .unwrap_err();
+        let a = root.path(&format!("{DAY}/a.parquet"));
+        let refused = [
+            snapshot
+                .put(&a, PutPayload::from_static(b"x"))
+                .await
+                .map(|_| ()),
+            snapshot.delete(&a).await,
+            snapshot.copy(&a, &root.path("likes/x.parquet")).await,
+        ];
+        for outcome in refused {
+            assert!(
+                matches!(outcome, Err(object_store::Error::NotImplemented { .. })),
+                "{outcome:?}"
+            );
+        }
         assert!(
-            matches!(refused, object_store::Error::NotImplemented { .. }),
-            "{refused}"
+            snapshot.get(&a).await.is_ok(),
+            "a refused delete deletes nothing"
         );
     }
 

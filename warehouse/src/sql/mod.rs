@@ -50,7 +50,7 @@ pub enum SqlError {
 
 /// Runs one statement and returns its result (empty for statements that return nothing).
 ///
-/// The statement sees the files in place when it starts (see [`plan`]).
+/// The statement sees the files the root holds when it starts (see [`plan`]).
 pub async fn query(
     ctx: &SessionContext,
     sql: &str,
