@@ -414,6 +414,9 @@ mod tests {
             async move { snapshot.get(&path).await.unwrap().bytes().await.unwrap() }
         };
         assert_eq!(read(b.clone()).await.as_ref(), b"bbb");
+        // Another statement reads the manifest again before this one runs: still readable.
+        snapshot.refresh().await.unwrap();
+        assert_eq!(read(b.clone()).await.as_ref(), b"bbb");
         let ranges = snapshot.get_ranges(&b, &[0..1, 1..3]).await.unwrap();
         assert_eq!(
             [ranges[0].as_ref(), ranges[1].as_ref()],
