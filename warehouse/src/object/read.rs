@@ -388,21 +388,31 @@ mod tests {
         (root, store)
     }
 
-    #[tokio::test]
-    async fn a_table_lists_what_the_manifest_holds_and_reads_it_wherever_it_is() {
-        let (root, store) = root().await;
+    /// A store over `root` that has read its manifest.
+    async fn opened(root: &ObjectRoot) -> SnapshotStore {
         let snapshot = SnapshotStore::new(root.clone());
         snapshot.refresh().await.unwrap();
-        let likes = root.path("likes");
+        snapshot
+    }
+
+    /// What `snapshot` lists under `rel`: paths relative to the root and sizes, sorted.
+    async fn listing(snapshot: &SnapshotStore, root: &ObjectRoot, rel: &str) -> Vec<(String, u64)> {
         let mut listed: Vec<(String, u64)> = snapshot
-            .list(Some(&likes))
+            .list(Some(&root.path(rel)))
             .map_ok(|meta| (root.rel(&meta.location).unwrap(), meta.size))
             .try_collect()
             .await
             .unwrap();
         listed.sort();
+        listed
+    }
+
+    #[tokio::test]
+    async fn a_table_lists_what_the_manifest_holds_and_reads_it_wherever_it_is() {
+        let (root, store) = root().await;
+        let snapshot = opened(&root).await;
         assert_eq!(
-            listed,
+            listing(&snapshot, &root, "likes").await,
             [
                 (format!("{DAY}/a.parquet"), 2),
                 (format!("{DAY}/b.parquet"), 3)
@@ -429,7 +439,10 @@ mod tests {
         store.delete(&staged).await.unwrap();
         assert_eq!(read(b).await.as_ref(), b"bbb");
 
-        let folders = snapshot.list_with_delimiter(Some(&likes)).await.unwrap();
+        let folders = snapshot
+            .list_with_delimiter(Some(&root.path("likes")))
+            .await
+            .unwrap();
         assert_eq!(folders.common_prefixes, [root.path(DAY)]);
         assert!(folders.objects.is_empty());
     }
@@ -473,17 +486,9 @@ mod tests {
                 .unwrap()
         );
 
-        let snapshot = SnapshotStore::new(root.clone());
-        snapshot.refresh().await.unwrap();
-        let mut listed: Vec<(String, u64)> = snapshot
-            .list(Some(&root.path(DAY)))
-            .map_ok(|meta| (root.rel(&meta.location).unwrap(), meta.size))
-            .try_collect()
-            .await
-            .unwrap();
-        listed.sort();
+        let snapshot = opened(&root).await;
         assert_eq!(
-            listed,
+            listing(&snapshot, &root, DAY).await,
             [
                 (format!("{DAY}/c.parquet"), 2),
                 (format!("{DAY}/d.parquet"), 5)
@@ -506,8 +511,7 @@ mod tests {
             .delete(&root.path(&format!("_sink/tmp/w/{DAY}/b.parquet")))
             .await
             .unwrap();
-        let snapshot = SnapshotStore::new(root.clone());
-        snapshot.refresh().await.unwrap();
+        let snapshot = opened(&root).await;
         let listed: Result<Vec<_>, _> =
             snapshot.list(Some(&root.path("likes"))).try_collect().await;
         let error = listed.unwrap_err();
@@ -522,14 +526,11 @@ mod tests {
     #[tokio::test]
     async fn paths_outside_the_tables_pass_through_and_writes_are_refused() {
         let (root, _store) = root().await;
-        let snapshot = SnapshotStore::new(root.clone());
-        snapshot.refresh().await.unwrap();
-        let staged: Vec<_> = snapshot
-            .list(Some(&root.path("_sink/tmp")))
-            .try_collect()
-            .await
-            .unwrap();
-        assert_eq!(staged.len(), 1);
+        let snapshot = opened(&root).await;
+        assert_eq!(
+            listing(&snapshot, &root, "_sink/tmp").await,
+            [(format!("_sink/tmp/w/{DAY}/b.parquet"), 3)]
+        );
         let a = root.path(&format!("{DAY}/a.parquet"));
         let refused = [
             snapshot
@@ -556,13 +557,7 @@ mod tests {
         let store = Arc::new(InMemory::new());
         let root = ObjectRoot::new(Url::parse("s3://bucket/wh").unwrap(), store.clone()).unwrap();
         put(&store, &root.path(&format!("{DAY}/a.parquet")), "aa").await;
-        let snapshot = SnapshotStore::new(root.clone());
-        snapshot.refresh().await.unwrap();
-        let listed: Vec<_> = snapshot
-            .list(Some(&root.path("likes")))
-            .try_collect()
-            .await
-            .unwrap();
-        assert!(listed.is_empty(), "{listed:?}");
+        let snapshot = opened(&root).await;
+        assert_eq!(listing(&snapshot, &root, "likes").await, []);
     }
 }
