@@ -13,7 +13,8 @@
 //! - [`sql`]: the DataFusion catalog, the rollup views, output formats, the shell and the
 //!   data dictionary.
 //! - [`object`]: roots on object storage (`s3://bucket/prefix`), where the same protocol runs on
-//!   conditional puts of the manifest instead of renames and locks.
+//!   conditional puts of the manifest instead of renames and locks, and SQL reads the files
+//!   the manifest lists ([`object::read`]).
 //! - [`metrics`]: metric names. [`failpoint`]: crash points for the crash tests.
 //!
 //! # Exactly once

@@ -118,8 +118,8 @@ impl View {
 
 /// A session over the warehouse at `root`: every table and every rollup view registered.
 /// A table with no files yet is an empty table of the same schema. A session may be kept
-/// open while the sink and compaction run: [`super::query`] lists the files again for each
-/// statement.
+/// open while the sink and compaction run: [`super::plan`] finds the files again for each
+/// statement (on an object root, from its manifest).
 pub async fn context(root: &Path) -> Result<SessionContext, SqlError> {
     with_tables(Some(root)).await
 }
