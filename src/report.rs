@@ -6,8 +6,6 @@
 //! would repeat each cause once per level. A cause whose message its wrapper's message already
 //! holds is left out; one that adds something is appended.
 
-use std::fmt::Write;
-
 /// `error` and its causes on one line, each message once.
 pub fn report(error: &anyhow::Error) -> String {
     let mut line = String::new();
@@ -18,8 +16,7 @@ pub fn report(error: &anyhow::Error) -> String {
             if !line.is_empty() {
                 line.push_str(": ");
             }
-            // Writing to a String cannot fail.
-            let _ = write!(line, "{message}");
+            line.push_str(&message);
         }
         wrapper = message;
     }

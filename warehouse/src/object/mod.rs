@@ -40,9 +40,9 @@
 //! carries it out first; every step is idempotent.
 //!
 //! No object store swaps a set of objects at once, and between a commit's manifest and its
-//! copies the committed files are still staged. So readers do not list the table folders:
-//! SQL reads the files the manifest lists, from their staged copies while they are not in
-//! place (see [`read`]).
+//! copies the committed files are still staged. So SQL does not list the table folders: it
+//! reads the files the manifest lists, from their staged copies while they are not in place
+//! (see [`read`]).
 //! A compaction stages under a sequence number one past the manifest's `compactions`, and
 //! commits only while that still holds; a later compaction deletes staging prefixes whose
 //! number the manifest has reached (they can no longer commit), so a compaction that can

@@ -8,7 +8,7 @@
 //! as long as no sink or compaction runs.
 //!
 //! [`SnapshotStore`] wraps the root's store. [`SnapshotStore::refresh`] reads the manifest,
-//! when the session opens and then once per statement; from then on, listing a table folder answers exactly the files that
+//! once per statement; from then on, listing a table folder answers exactly the files that
 //! manifest lists, each under its live path, so partition values still come from the folder
 //! names. A listed file not yet in place is read from its staged copy, and from its live path
 //! again if it was copied in and the staged copy deleted meanwhile. Files in place that the
@@ -21,6 +21,7 @@
 //! a row twice or leaves one out without saying so.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -45,7 +46,8 @@ use crate::manifest::Manifest;
 #[derive(Debug)]
 pub struct SnapshotStore {
     root: ObjectRoot,
-    snapshot: Mutex<Arc<Snapshot>>,
+    /// `None` until the first refresh.
+    snapshot: Mutex<Option<Arc<Snapshot>>>,
     /// Files found staged when a table was listed: live path → the staged copy read instead.
     /// Kept across refreshes, so a statement planned before a refresh still reads through
     /// them: a live name always holds the bytes of its staged copy, and a staged copy deleted
@@ -91,7 +93,8 @@ impl Snapshot {
 }
 
 impl SnapshotStore {
-    /// The store of `root`, showing no files until the first [`SnapshotStore::refresh`].
+    /// The store of `root`. Its table folders can be listed once [`SnapshotStore::refresh`] has
+    /// read the manifest.
     pub fn new(root: ObjectRoot) -> SnapshotStore {
         SnapshotStore {
             root,
@@ -113,12 +116,42 @@ impl SnapshotStore {
     pub async fn refresh(&self) -> Result<(), WarehouseError> {
         let manifest = self.root.load().await?.map(|(manifest, _)| manifest);
         let snapshot = Arc::new(Snapshot::of(&self.root, manifest.as_ref()));
-        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = snapshot;
+        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = Some(snapshot);
         Ok(())
     }
 
-    fn current(&self) -> Arc<Snapshot> {
-        Arc::clone(&self.snapshot.lock().unwrap_or_else(PoisonError::into_inner))
+    /// The last manifest read; listing a table before any is a bug of the caller.
+    fn current(&self) -> object_store::Result<Arc<Snapshot>> {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| object_store::Error::Generic {
+                store: "SnapshotStore",
+                source: "bug: a table was listed before the manifest was read \
+                         (statements go through sql::plan)"
+                    .into(),
+            })
+    }
+
+    /// `read` of the staged copy `location` is redirected to, if any and still there, else of
+    /// `location` itself.
+    async fn staged_first<T, F, Fut>(
+        &self,
+        location: &ObjectPath,
+        read: F,
+    ) -> object_store::Result<T>
+    where
+        F: Fn(ObjectPath) -> Fut,
+        Fut: Future<Output = object_store::Result<T>>,
+    {
+        if let Some(staged) = self.redirect(location) {
+            match read(staged).await {
+                Err(object_store::Error::NotFound { .. }) => {}
+                got => return got,
+            }
+        }
+        read(location.clone()).await
     }
 
     /// Whether `prefix` is (in) a table folder of the root, which the snapshot answers for.
@@ -231,17 +264,14 @@ impl ObjectStore for SnapshotStore {
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
         let store = self.root.store();
-        if let Some(staged) = self.redirect(location) {
-            match store.get_opts(&staged, options.clone()).await {
-                Err(object_store::Error::NotFound { .. }) => {}
-                Ok(mut got) => {
-                    got.meta.location = location.clone();
-                    return Ok(got);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        store.get_opts(location, options).await
+        let mut got = self
+            .staged_first(location, |path| {
+                let options = options.clone();
+                async move { store.get_opts(&path, options).await }
+            })
+            .await?;
+        got.meta.location = location.clone();
+        Ok(got)
     }
 
     async fn get_ranges(
@@ -250,13 +280,10 @@ impl ObjectStore for SnapshotStore {
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
         let store = self.root.store();
-        if let Some(staged) = self.redirect(location) {
-            match store.get_ranges(&staged, ranges).await {
-                Err(object_store::Error::NotFound { .. }) => {}
-                got => return got,
-            }
-        }
-        store.get_ranges(location, ranges).await
+        self.staged_first(location, |path| async move {
+            store.get_ranges(&path, ranges).await
+        })
+        .await
     }
 
     fn delete_stream(
@@ -273,12 +300,11 @@ impl ObjectStore for SnapshotStore {
         let inner = Arc::clone(self.root.store());
         match prefix {
             Some(prefix) if self.in_tables(prefix) => {
-                let listed = list_snapshot(
-                    inner,
-                    self.current(),
-                    Arc::clone(&self.redirects),
-                    prefix.clone(),
-                );
+                let snapshot = self.current();
+                let redirects = Arc::clone(&self.redirects);
+                let prefix = prefix.clone();
+                let listed =
+                    async move { list_snapshot(inner, snapshot?, redirects, prefix).await };
                 stream::once(listed)
                     .map_ok(|metas| stream::iter(metas.into_iter().map(Ok)))
                     .try_flatten()
@@ -298,7 +324,7 @@ impl ObjectStore for SnapshotStore {
         };
         let metas = list_snapshot(
             inner,
-            self.current(),
+            self.current()?,
             Arc::clone(&self.redirects),
             prefix.clone(),
         )
@@ -550,6 +576,15 @@ mod tests {
             snapshot.get(&a).await.is_ok(),
             "a refused delete deletes nothing"
         );
+    }
+
+    #[tokio::test]
+    async fn a_table_listed_before_the_manifest_is_read_is_refused_as_a_bug() {
+        let (root, _store) = root().await;
+        let unread = SnapshotStore::new(root.clone());
+        let listed: Result<Vec<_>, _> = unread.list(Some(&root.path("likes"))).try_collect().await;
+        let error = listed.unwrap_err();
+        assert!(format!("{error}").contains("bug"), "{error}");
     }
 
     #[tokio::test]

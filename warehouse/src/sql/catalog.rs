@@ -152,10 +152,6 @@ async fn with_tables(root: Option<&Path>) -> Result<SessionContext, SqlError> {
         _ => None,
     };
     if let Some((_, store)) = &snapshot {
-        store
-            .refresh()
-            .await
-            .map_err(|e| SqlError::Root(e.to_string()))?;
         config = config.with_extension(Arc::clone(store));
     }
     let ctx = SessionContext::new_with_config(config);
