@@ -10,6 +10,7 @@ use aperture_schema::Config;
 use aperture_stream_jobs::oracle::Oracle;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use support::compare::{hash, int};
 use support::*;
 
 fn ids(strings: Vec<String>) -> BTreeSet<u64> {
@@ -34,6 +35,16 @@ fn compare(config: &Config, oracle: &Oracle, users: u64, compare_timelines: bool
             ids(zmembers(config, &k.follow_requests(u))),
             oracle.requests(u),
             "case {case}: requests to {u}"
+        );
+        // The profile's counts (a field not written yet reads as 0, as the API reads it).
+        let profile = hash(&mut con, &k.profile(u));
+        assert_eq!(
+            (int(&profile, "followers"), int(&profile, "following")),
+            (
+                oracle.followers(u).len() as i64,
+                oracle.following(u).len() as i64
+            ),
+            "case {case}: follower and following counts of {u}"
         );
         let blocks: Vec<String> = redis::cmd("SMEMBERS")
             .arg(k.blocks(u))

@@ -48,11 +48,11 @@ local function private_at(user, ts, eid)
   return value
 end
 
--- Folds a pair's log: 'none' | 'pending' | 'active', the time it became so, and whether a
--- blocks b.
+-- Folds a pair's log: 'none' | 'pending' | 'active', the time it became so, whether a blocks
+-- b, and whether a ever blocked b (only then can b be in a's blocks set).
 local function fold(entries, b)
   local state, since = 'none', nil
-  local a_blocks, b_blocks = false, false
+  local a_blocks, b_blocks, ever_blocked = false, false, false
   for _, e in ipairs(entries) do
     local code = e[4]
     if code == 'F' then
@@ -65,7 +65,7 @@ local function fold(entries, b)
     elseif code == 'A' then
       if state == 'pending' then state, since = 'active', e[2] end
     elseif code == 'B' then
-      a_blocks, state = true, 'none'
+      a_blocks, ever_blocked, state = true, true, 'none'
     elseif code == 'b' then
       b_blocks, state = true, 'none'
     elseif code == 'N' then
@@ -74,49 +74,52 @@ local function fold(entries, b)
       b_blocks = false
     end
   end
-  return state, since, a_blocks
-end
-
-local function update_counts(user)
-  redis.call('HSET', k_profile(user),
-    'followers', redis.call('ZCARD', k_followers(user)),
-    'following', redis.call('ZCARD', k_following(user)))
+  return state, since, a_blocks, ever_blocked
 end
 
 -- Hysteresis: on at CELEB_ON followers, off only below CELEB_OFF. Every follower's
 -- celebrity_followees set follows the flag (the feed pulls from exactly that set). An author
 -- who stops being a celebrity has their recent posts pushed to every follower, since nobody
--- pulls them any more.
-local function check_celebrity(user)
-  local n = redis.call('ZCARD', k_followers(user))
+-- pulls them any more. `n` is the user's follower count; returns whether the flag is on.
+local function check_celebrity(user, n)
   local celebrity = is_celebrity(user)
   if not celebrity and n >= CELEB_ON then
     redis.call('HSET', k_profile(user), 'celebrity', '1')
     for _, f in ipairs(redis.call('ZRANGE', k_followers(user), 0, -1)) do
       redis.call('SADD', k_celebrity_followees(f), user)
     end
+    return true
   elseif celebrity and n < CELEB_OFF then
     redis.call('HSET', k_profile(user), 'celebrity', '0')
     for _, f in ipairs(redis.call('ZRANGE', k_followers(user), 0, -1)) do
       redis.call('SREM', k_celebrity_followees(f), user)
       backfill(f, user)
     end
+    return false
   end
+  return celebrity
 end
 
 -- Brings the derived sets of pair (a, b) in line with its folded log.
-local function settle(a, b)
-  local entries = parse_log(redis.call('HGET', k_relations(a), b))
-  local state, since, a_blocks = fold(entries, b)
+--
+-- Most events leave a pair's edge as it was (or change only its time), so everything that
+-- depends on the edge alone is touched only when the edge comes or goes: the counts, the
+-- celebrity flag (which moves with b's follower count only), a's celebrity_followees (which
+-- holds b exactly while a follows b and b is a celebrity) and a's timeline.
+local function settle(a, b, entries)
+  entries = entries or parse_log(redis.call('HGET', k_relations(a), b))
+  local state, since, a_blocks, ever_blocked = fold(entries, b)
+  -- b is in a's blocks set only if a ever blocked b.
   if a_blocks then
     redis.call('SADD', k_blocks(a), b)
     redis.call('SADD', k_blocked_by(b), a)
-  else
+  elseif ever_blocked then
     redis.call('SREM', k_blocks(a), b)
     redis.call('SREM', k_blocked_by(b), a)
   end
-  local was_active = redis.call('ZSCORE', k_followers(b), a)
-  if state == 'active' then
+  local was_active = redis.call('ZSCORE', k_followers(b), a) ~= false
+  local active = state == 'active'
+  if active then
     redis.call('ZADD', k_followers(b), since, a)
     redis.call('ZADD', k_following(a), since, b)
   elseif was_active then
@@ -128,17 +131,19 @@ local function settle(a, b)
   else
     redis.call('ZREM', k_follow_requests(b), a)
   end
-  update_counts(a)
-  update_counts(b)
-  check_celebrity(b)
-  if state == 'active' and is_celebrity(b) then
-    redis.call('SADD', k_celebrity_followees(a), b)
+  if active == was_active then return end
+  local followers = redis.call('ZCARD', k_followers(b))
+  redis.call('HSET', k_profile(b), 'followers', followers)
+  redis.call('HSET', k_profile(a), 'following', redis.call('ZCARD', k_following(a)))
+  local celebrity = check_celebrity(b, followers)
+  if active then
+    if celebrity then
+      redis.call('SADD', k_celebrity_followees(a), b)
+    else
+      backfill(a, b)
+    end
   else
     redis.call('SREM', k_celebrity_followees(a), b)
-  end
-  if state == 'active' and not was_active then
-    if not is_celebrity(b) then backfill(a, b) end
-  elseif state ~= 'active' and was_active then
     remove_author(a, b)
   end
 end
@@ -146,10 +151,11 @@ end
 local function add_relation(a, b, ts_s, eid, code)
   local key = k_relations(a)
   local entries = parse_log(redis.call('HGET', key, b))
+  -- A pair with a log is already among b's inbound pairs.
+  if #entries == 0 then redis.call('SADD', k_inbound(b), a) end
   if not insert_entry(entries, ts_s, eid, code) then return end
   redis.call('HSET', key, b, format_log(entries))
-  redis.call('SADD', k_inbound(b), a)
-  settle(a, b)
+  settle(a, b, entries)
 end
 
 -- Last writer wins per profile field, by (ts, eid).
