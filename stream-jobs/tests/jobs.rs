@@ -118,3 +118,75 @@ fn every_job_equals_the_oracle_in_random_interleavings() {
         assert!(n >= 10, "the random cases reached only {n} {what}");
     }
 }
+
+#[test]
+fn a_recipient_keeps_only_the_newest_notification_batches() {
+    use std::collections::BTreeMap;
+
+    use aperture_schema::event::PostRef;
+    use aperture_schema::{Envelope, Event};
+    use aperture_stream_jobs::jobs::notifications::Notifications;
+    use aperture_stream_jobs::runtime::script::JobScript;
+
+    let mut config = test_config("notify-kept", 1);
+    config.notifications.kept = 3;
+    let k = config.keyspace();
+    let mut con = redis(&config);
+    let script = JobScript::new(Box::new(Notifications), &config);
+    let (epoch, _) = script.claim(&mut con, &k, 0).unwrap();
+    let window = config.notifications.window.as_millis() as i64;
+    let t0 = 1_763_856_000_000 - 1_763_856_000_000 % window;
+    // User 2 likes five posts of user 1, one window apart (five batches); then user 3 likes the
+    // newest post in its window again, and user 4 the oldest kept one.
+    let likes = [
+        (2, 11, 0),
+        (2, 12, 1),
+        (2, 13, 2),
+        (2, 14, 3),
+        (2, 15, 4),
+        (3, 15, 4),
+        (4, 13, 2),
+    ];
+    let events: Vec<Envelope> = likes
+        .iter()
+        .enumerate()
+        .map(|(i, &(actor, post, w))| Envelope {
+            v: 1,
+            event_id: format!("kept{i}"),
+            actor_id: actor,
+            ts: t0 + w * window + i as i64,
+            event: Event::Like(PostRef {
+                post_id: post,
+                author_id: 1,
+            }),
+        })
+        .collect();
+    for (i, e) in events.iter().enumerate() {
+        script
+            .apply(&mut con, &k, 0, &epoch, &[(i as i64, e)], i as i64 + 1)
+            .unwrap();
+    }
+    let batch = |post: u64, w: i64| format!("like:{post}:{}", (t0 + w * window) / window);
+    let list = zset(&mut con, &k.notifications(1));
+    let want: BTreeMap<String, f64> = [
+        (batch(13, 2), (t0 + 2 * window + 6) as f64),
+        (batch(14, 3), (t0 + 3 * window + 3) as f64),
+        (batch(15, 4), (t0 + 4 * window + 5) as f64),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        list, want,
+        "the three newest batches, placed by their latest actor"
+    );
+    for (post, w) in [(11, 0), (12, 1)] {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(k.notification_batch(1, &batch(post, w)))
+            .query(&mut con)
+            .unwrap();
+        assert!(!exists, "the dropped batch {} is deleted", batch(post, w));
+    }
+    let newest = zset(&mut con, &k.notification_batch(1, &batch(15, 4)));
+    assert_eq!(newest.keys().collect::<Vec<_>>(), ["2", "3"]);
+    wipe(&config);
+}

@@ -1,5 +1,16 @@
 -- The notifications job: batches per (recipient, post, type, window).
 
+-- Keeps the newest NOTIFY_KEPT batches of the recipient's list.
+local function trim_list(recipient, list)
+  local over = redis.call('ZCARD', list) - NOTIFY_KEPT
+  if over > 0 then
+    for _, old in ipairs(redis.call('ZRANGE', list, 0, over - 1)) do
+      redis.call('DEL', k_notification_batch(recipient, old))
+    end
+    redis.call('ZREMRANGEBYRANK', list, 0, over - 1)
+  end
+end
+
 -- Sets a batch's place in the recipient's list from its latest actor, or drops an empty one.
 local function settle_batch(recipient, batch)
   local key = k_notification_batch(recipient, batch)
@@ -9,15 +20,7 @@ local function settle_batch(recipient, batch)
     redis.call('ZREM', list, batch)
     return
   end
-  redis.call('ZADD', list, latest[2], batch)
-  -- Keep the newest NOTIFY_KEPT batches.
-  local over = redis.call('ZCARD', list) - NOTIFY_KEPT
-  if over > 0 then
-    for _, old in ipairs(redis.call('ZRANGE', list, 0, over - 1)) do
-      redis.call('DEL', k_notification_batch(recipient, old))
-    end
-    redis.call('ZREMRANGEBYRANK', list, 0, over - 1)
-  end
+  if redis.call('ZADD', list, latest[2], batch) == 1 then trim_list(recipient, list) end
 end
 
 local function batch_of(kind, post, ts)
@@ -32,7 +35,10 @@ local function notify(recipient, kind, post, actor, ts)
   local had = tonumber(redis.call('ZSCORE', key, actor) or '')
   if had and had >= ts then return end
   redis.call('ZADD', key, ts, actor)
-  settle_batch(recipient, batch)
+  -- A batch's place is its latest actor's time, and an actor was only added or moved later:
+  -- the place moves to `ts` if that is later (or the batch is new to the list).
+  local list = k_notifications(recipient)
+  if redis.call('ZADD', list, 'GT', ts, batch) == 1 then trim_list(recipient, list) end
 end
 
 local function apply(a, i)
