@@ -190,3 +190,67 @@ fn a_recipient_keeps_only_the_newest_notification_batches() {
     assert_eq!(newest.keys().collect::<Vec<_>>(), ["2", "3"]);
     wipe(&config);
 }
+
+#[test]
+fn a_viewer_s_remembered_ids_stay_within_the_dedupe_window() {
+    use aperture_schema::event::{Surface, View};
+    use aperture_schema::{Envelope, Event};
+    use aperture_stream_jobs::jobs::engagement::Engagement;
+    use aperture_stream_jobs::runtime::script::JobScript;
+
+    let config = test_config("seen-window", 1);
+    let k = config.keyspace();
+    let mut con = redis(&config);
+    let script = JobScript::new(Box::new(Engagement), &config);
+    let (epoch, _) = script.claim(&mut con, &k, 0).unwrap();
+    let window = config.engagement.dedupe_window.as_millis() as i64;
+    let t0 = 1_763_856_000_000;
+    let view = |id: &str, ts: i64| Envelope {
+        v: 1,
+        event_id: id.to_owned(),
+        actor_id: 2,
+        ts,
+        event: Event::View(View {
+            post_id: 7,
+            author_id: 1,
+            surface: Surface::Feed,
+            dwell_ms: 1000,
+            watch_ms: None,
+        }),
+    };
+    // Two batches of the viewer's views, two windows apart, then the second batch redelivered
+    // under new offsets (as a producer retry would publish it).
+    let batches = [
+        vec![view("a", t0), view("b", t0 + 1000)],
+        vec![
+            view("c", t0 + 2 * window),
+            view("d", t0 + 2 * window + 1000),
+        ],
+        vec![
+            view("c", t0 + 2 * window),
+            view("d", t0 + 2 * window + 1000),
+        ],
+    ];
+    let mut offset = 0;
+    for batch in &batches {
+        let events: Vec<(i64, &Envelope)> = batch
+            .iter()
+            .map(|e| {
+                offset += 1;
+                (offset - 1, e)
+            })
+            .collect();
+        script
+            .apply(&mut con, &k, 0, &epoch, &events, offset)
+            .unwrap();
+    }
+    let seen = zset(&mut con, &k.engagement_seen(2));
+    assert_eq!(
+        seen.keys().collect::<Vec<_>>(),
+        ["c", "d"],
+        "ids older than the window behind the batch are gone"
+    );
+    let counts = hash(&mut con, &k.post_counts(7));
+    assert_eq!(int(&counts, "views"), 4, "the redelivered views count once");
+    wipe(&config);
+}

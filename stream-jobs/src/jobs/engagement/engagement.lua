@@ -3,11 +3,11 @@
 local FIRST_HOUR = 3600000
 
 -- Whether this is the first delivery of an increment-only event of `actor` (the actor's
--- events arrive in order, so ids older than the window behind this one can go).
+-- events arrive in order, so ids older than the window behind this one can go). The trim runs
+-- at every new event, so what is remembered does not depend on where batches begin.
 local function first_time(actor, eid, ts)
   local key = k_engagement_seen(actor)
-  if redis.call('ZSCORE', key, eid) then return false end
-  redis.call('ZADD', key, ts, eid)
+  if redis.call('ZADD', key, 'NX', ts, eid) == 0 then return false end
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (ts - DEDUPE_MS))
   return true
 end
