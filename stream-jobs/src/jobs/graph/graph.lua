@@ -117,24 +117,26 @@ local function settle(a, b, entries)
     redis.call('SREM', k_blocks(a), b)
     redis.call('SREM', k_blocked_by(b), a)
   end
-  local was_active = redis.call('ZSCORE', k_followers(b), a) ~= false
+  -- Whether the edge came or went: ZADD counts a member added, ZREM one removed.
   local active = state == 'active'
+  local changed
   if active then
-    redis.call('ZADD', k_followers(b), since, a)
+    changed = redis.call('ZADD', k_followers(b), since, a) == 1
     redis.call('ZADD', k_following(a), since, b)
-  elseif was_active then
-    redis.call('ZREM', k_followers(b), a)
-    redis.call('ZREM', k_following(a), b)
+  else
+    changed = redis.call('ZREM', k_followers(b), a) == 1
+    if changed then redis.call('ZREM', k_following(a), b) end
   end
   if state == 'pending' then
     redis.call('ZADD', k_follow_requests(b), since, a)
   else
     redis.call('ZREM', k_follow_requests(b), a)
   end
-  if active == was_active then return end
-  local followers = redis.call('ZCARD', k_followers(b))
-  redis.call('HSET', k_profile(b), 'followers', followers)
-  redis.call('HSET', k_profile(a), 'following', redis.call('ZCARD', k_following(a)))
+  if not changed then return end
+  -- The counts move with the sets they count, in the same script.
+  local step = active and 1 or -1
+  local followers = redis.call('HINCRBY', k_profile(b), 'followers', step)
+  redis.call('HINCRBY', k_profile(a), 'following', step)
   local celebrity = check_celebrity(b, followers)
   if active then
     if celebrity then
@@ -198,11 +200,14 @@ local function apply(a, i)
     if a[i + 6] ~= '' then set_private(user, a[i + 6], ts_s, eid) end
   elseif kind == 'act' then
     local user, ts = a[i + 1], tonumber(a[i + 2])
+    -- Set, then put the old time back in the rare case it was later: a user's events mostly
+    -- arrive in time order, so this is one command where a read and a write would be two.
     local key = k_last_active(user)
-    local last = tonumber(redis.call('GET', key) or '0')
-    if ts > last then
-      redis.call('SET', key, a[i + 2])
+    local was = redis.call('SET', key, a[i + 2], 'GET')
+    if ts > tonumber(was or '0') then
       if redis.call('HGET', k_profile(user), 'stale') == '1' then rebuild(user) end
+    else
+      redis.call('SET', key, was)
     end
   end
 end
