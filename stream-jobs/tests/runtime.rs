@@ -12,7 +12,7 @@ use aperture_schema::event::*;
 use aperture_schema::{Envelope, Event};
 use aperture_stream_jobs::jobs;
 use aperture_stream_jobs::runtime::Outcome;
-use aperture_stream_jobs::runtime::script::JobScript;
+use aperture_stream_jobs::runtime::script::{JobScript, apply_all};
 use support::*;
 
 const T0: i64 = 1_763_856_000_000;
@@ -200,6 +200,69 @@ fn a_redelivered_batch_changes_nothing_and_a_fenced_owner_writes_nothing() {
             .unwrap();
         assert_eq!(outcome, Outcome::Applied);
     }
+}
+
+#[test]
+fn every_job_s_batch_in_one_round_trip_survives_a_script_flush_and_a_resend() {
+    let config = test_config("flush", 1);
+    let keys = config.keyspace();
+    let mut con = redis(&config);
+    let events = story();
+    let refs: Vec<(i64, &Envelope)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (i as i64, e))
+        .collect();
+    let next = refs.len() as i64;
+    let scripts: Vec<JobScript> = jobs::all()
+        .into_iter()
+        .map(|j| JobScript::new(j, &config))
+        .collect();
+    let mut epochs = Vec::new();
+    for s in &scripts {
+        epochs.push(s.claim(&mut con, &keys, 0).unwrap().0);
+    }
+    let calls: Vec<_> = scripts
+        .iter()
+        .zip(&epochs)
+        .map(|(s, epoch)| s.call(&keys, 0, epoch, &refs, next, None))
+        .collect();
+    // As after a Redis restart: the server knows none of the scripts.
+    let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
+    let outcomes = apply_all(&mut con, &calls).unwrap();
+    assert!(
+        outcomes.iter().all(|(o, _)| *o == Outcome::Applied),
+        "{outcomes:?}"
+    );
+    let applied = dump(&config);
+    // The same round trip again (a retry after a lost reply) changes nothing.
+    let outcomes = apply_all(&mut con, &calls).unwrap();
+    assert!(
+        outcomes.iter().all(|(o, _)| *o == Outcome::AlreadyApplied),
+        "{outcomes:?}"
+    );
+    assert_eq!(dump(&config), applied);
+    // And it equals the jobs applied one by one.
+    let mut one_by_one = config.clone();
+    one_by_one.redis.key_prefix = unique("t-flush-single");
+    let single = one_by_one.keyspace();
+    for s in jobs::all()
+        .into_iter()
+        .map(|j| JobScript::new(j, &one_by_one))
+    {
+        let (epoch, _) = s.claim(&mut con, &single, 0).unwrap();
+        s.apply(&mut con, &single, 0, &epoch, &refs, next).unwrap();
+    }
+    let strip = |state: std::collections::BTreeMap<String, String>, prefix: &str| {
+        state
+            .into_iter()
+            .map(|(k, v)| (k.replacen(prefix, "", 1), v))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        strip(applied, &config.redis.key_prefix),
+        strip(dump(&one_by_one), &one_by_one.redis.key_prefix)
+    );
 }
 
 #[test]

@@ -249,18 +249,86 @@ impl JobScript {
         next_offset: i64,
         watermark: Option<i64>,
     ) -> redis::RedisResult<(Outcome, usize)> {
+        let call = self.call(keys, partition, epoch, events, next_offset, watermark);
+        let code: i64 = call.invocation.invoke(con)?;
+        Ok((Outcome::from_code(code), call.records))
+    }
+
+    /// The script call that applies `events` (see [`JobScript::apply_split`]), for
+    /// [`apply_all`] to send with others.
+    pub fn call<'a>(
+        &'a self,
+        keys: &Keyspace,
+        partition: u32,
+        epoch: &str,
+        events: &[(i64, &Envelope)],
+        next_offset: i64,
+        watermark: Option<i64>,
+    ) -> Call<'a> {
         let mut records = Records::default();
         self.job.encode(events, &mut records);
-        let code: i64 = self
-            .script
+        let mut invocation = self.script.prepare_invoke();
+        invocation
             .key(keys.job_offset(self.name(), partition))
             .key(keys.job_epoch(self.name(), partition))
             .key(keys.job_watermark(self.name(), partition))
             .arg(epoch)
             .arg(next_offset)
             .arg(watermark.map(|w| w.to_string()).unwrap_or_default())
-            .arg(&records.args)
-            .invoke(con)?;
-        Ok((Outcome::from_code(code), records.len()))
+            .arg(&records.args);
+        Call {
+            script: &self.script,
+            invocation,
+            records: records.len(),
+        }
     }
+}
+
+/// One job's script call for one partition batch, ready to send.
+pub struct Call<'a> {
+    script: &'a redis::Script,
+    invocation: redis::ScriptInvocation<'a>,
+    records: usize,
+}
+
+impl std::fmt::Debug for Call<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("script", &self.script.get_hash())
+            .field("records", &self.records)
+            .finish()
+    }
+}
+
+/// Sends `calls` in one round trip and returns each one's outcome and records written, in
+/// order. Each script stands alone (its own epoch check, offset and writes), so one that is
+/// fenced or already applied does not affect the others, and sending them all again after an
+/// error changes nothing that was applied.
+///
+/// A script the server does not know (it restarted, or its scripts were flushed) fails the
+/// round trip; the scripts are then loaded and the calls sent once more.
+pub fn apply_all(
+    con: &mut dyn redis::ConnectionLike,
+    calls: &[Call<'_>],
+) -> redis::RedisResult<Vec<(Outcome, usize)>> {
+    let mut pipe = redis::pipe();
+    for call in calls {
+        pipe.invoke_script(&call.invocation);
+    }
+    let codes: Vec<i64> = match pipe.query(con) {
+        Ok(codes) => codes,
+        Err(_) => {
+            let mut load = redis::pipe();
+            for call in calls {
+                load.load_script(call.script);
+            }
+            load.query::<()>(con)?;
+            pipe.query(con)?
+        }
+    };
+    Ok(codes
+        .into_iter()
+        .zip(calls)
+        .map(|(code, call)| (Outcome::from_code(code), call.records))
+        .collect())
 }

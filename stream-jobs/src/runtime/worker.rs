@@ -23,7 +23,7 @@ use super::RuntimeError;
 use super::dead_letter::{DeadLetter, DeadLetters};
 use super::lease::Leases;
 use super::metrics as m;
-use super::script::{JobScript, Lane, Outcome};
+use super::script::{JobScript, Lane, Outcome, apply_all};
 use crate::jobs::Job;
 
 /// Partitions owned, with the worker's lane (epoch, watermark) for each job (in job order).
@@ -425,39 +425,53 @@ impl Worker {
         let next_offset = messages.last().map_or(0, |m| m.offset() + 1);
         let refs: Vec<(i64, &Envelope)> = events.iter().map(|(o, e)| (*o, e)).collect();
         let p = partition as u32;
-        for (job, lane) in self.jobs.iter().zip(lanes.iter_mut()) {
-            let name = job.name();
-            let split = job.split(lane, &refs);
-            if !split.late.is_empty() {
-                let late: Vec<DeadLetter> = split
-                    .late
-                    .iter()
-                    .map(|(offset, reason)| {
-                        let message = messages
-                            .iter()
-                            .find(|m| m.offset() == *offset)
-                            .expect("a late event comes from this batch");
-                        DeadLetter {
-                            topic: self.topic.clone(),
-                            partition,
-                            offset: *offset,
-                            reason: reason.clone(),
-                            rule: Some("late".to_owned()),
-                            field: Some("ts".to_owned()),
-                            payload: String::from_utf8_lossy(message.payload().unwrap_or_default())
-                                .into_owned(),
-                            key: message.key().map(<[u8]>::to_vec),
-                        }
-                    })
-                    .collect();
-                metrics::counter!(m::LATE_EVENTS, "job" => name).increment(late.len() as u64);
-                if !self.send_dead_letters(&late) {
-                    return;
-                }
+        // Late events go to the dead-letter topic before any script runs, so a crash between
+        // the two repeats a dead letter rather than losing an event.
+        let splits: Vec<_> = self
+            .jobs
+            .iter()
+            .zip(&lanes)
+            .map(|(job, lane)| job.split(lane, &refs))
+            .collect();
+        for (job, split) in self.jobs.iter().zip(&splits) {
+            if split.late.is_empty() {
+                continue;
             }
-            let applied = self.redis("apply batch", |con| {
-                job.apply_split(
-                    con,
+            let late: Vec<DeadLetter> = split
+                .late
+                .iter()
+                .map(|(offset, reason)| {
+                    let message = messages
+                        .iter()
+                        .find(|m| m.offset() == *offset)
+                        .expect("a late event comes from this batch");
+                    DeadLetter {
+                        topic: self.topic.clone(),
+                        partition,
+                        offset: *offset,
+                        reason: reason.clone(),
+                        rule: Some("late".to_owned()),
+                        field: Some("ts".to_owned()),
+                        payload: String::from_utf8_lossy(message.payload().unwrap_or_default())
+                            .into_owned(),
+                        key: message.key().map(<[u8]>::to_vec),
+                    }
+                })
+                .collect();
+            metrics::counter!(m::LATE_EVENTS, "job" => job.name()).increment(late.len() as u64);
+            if !self.send_dead_letters(&late) {
+                return;
+            }
+        }
+        // Every job's script in one round trip: Redis runs them back to back instead of
+        // waiting on the worker between jobs.
+        let calls: Vec<_> = self
+            .jobs
+            .iter()
+            .zip(&lanes)
+            .zip(&splits)
+            .map(|((job, lane), split)| {
+                job.call(
                     &self.keys,
                     p,
                     &lane.epoch,
@@ -465,10 +479,19 @@ impl Worker {
                     next_offset,
                     split.watermark,
                 )
-            });
-            let Some((outcome, records)) = applied else {
-                return;
-            };
+            })
+            .collect();
+        let Some(outcomes) = self.redis("apply batch", |con| apply_all(con, &calls)) else {
+            return;
+        };
+        for (((job, lane), split), (outcome, records)) in self
+            .jobs
+            .iter()
+            .zip(lanes.iter_mut())
+            .zip(&splits)
+            .zip(outcomes)
+        {
+            let name = job.name();
             match outcome {
                 Outcome::Applied => {
                     lane.watermark = split.watermark;
