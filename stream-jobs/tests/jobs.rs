@@ -123,7 +123,7 @@ fn every_job_equals_the_oracle_in_random_interleavings() {
 fn a_recipient_keeps_only_the_newest_notification_batches() {
     use std::collections::BTreeMap;
 
-    use aperture_schema::event::PostRef;
+    use aperture_schema::event::{CommentCreated, PostRef};
     use aperture_schema::{Envelope, Event};
     use aperture_stream_jobs::jobs::notifications::Notifications;
     use aperture_stream_jobs::runtime::script::JobScript;
@@ -166,7 +166,9 @@ fn a_recipient_keeps_only_the_newest_notification_batches() {
             .apply(&mut con, &k, 0, &epoch, &[(i as i64, e)], i as i64 + 1)
             .unwrap();
     }
-    let batch = |post: u64, w: i64| format!("like:{post}:{}", (t0 + w * window) / window);
+    let batch_of =
+        |kind: &str, post: u64, w: i64| format!("{kind}:{post}:{}", (t0 + w * window) / window);
+    let batch = |post: u64, w: i64| batch_of("like", post, w);
     let list = zset(&mut con, &k.notifications(1));
     let want: BTreeMap<String, f64> = [
         (batch(13, 2), (t0 + 2 * window + 6) as f64),
@@ -188,6 +190,41 @@ fn a_recipient_keeps_only_the_newest_notification_batches() {
     }
     let newest = zset(&mut con, &k.notification_batch(1, &batch(15, 4)));
     assert_eq!(newest.keys().collect::<Vec<_>>(), ["2", "3"]);
+
+    // An actor's earlier event in a batch, arriving after a later one, moves nothing: the
+    // actor keeps their latest time and the batch its place.
+    let comment = |i: u64, ts: i64| Envelope {
+        v: 1,
+        event_id: format!("kept-c{i}"),
+        actor_id: 5,
+        ts,
+        event: Event::CommentCreated(CommentCreated {
+            comment_id: 900 + i,
+            post_id: 14,
+            author_id: 1,
+            text: "nice".into(),
+            hashtags: vec![],
+            mentions: vec![],
+        }),
+    };
+    let later = comment(0, t0 + 3 * window + 50);
+    let earlier = comment(1, t0 + 3 * window + 10);
+    for (i, e) in [later, earlier].iter().enumerate() {
+        let offset = events.len() as i64 + i as i64;
+        script
+            .apply(&mut con, &k, 0, &epoch, &[(offset, e)], offset + 1)
+            .unwrap();
+    }
+    let comments = zset(
+        &mut con,
+        &k.notification_batch(1, &batch_of("comment", 14, 3)),
+    );
+    assert_eq!(comments.get("5"), Some(&((t0 + 3 * window + 50) as f64)));
+    let list = zset(&mut con, &k.notifications(1));
+    assert_eq!(
+        list.get(&batch_of("comment", 14, 3)),
+        Some(&((t0 + 3 * window + 50) as f64))
+    );
     wipe(&config);
 }
 

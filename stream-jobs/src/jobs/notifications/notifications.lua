@@ -31,10 +31,9 @@ local function notify(recipient, kind, post, actor, ts)
   if recipient == actor then return end
   local batch = batch_of(kind, post, ts)
   local key = k_notification_batch(recipient, batch)
-  -- An actor's time in a batch is their latest event in it.
-  local had = tonumber(redis.call('ZSCORE', key, actor) or '')
-  if had and had >= ts then return end
-  redis.call('ZADD', key, ts, actor)
+  -- An actor's time in a batch is their latest event in it: GT keeps a later time, and CH
+  -- reports whether the actor was added or moved (nothing else changes if not).
+  if redis.call('ZADD', key, 'GT', 'CH', ts, actor) == 0 then return end
   -- A batch's place is its latest actor's time, and an actor was only added or moved later:
   -- the place moves to `ts` if that is later (or the batch is new to the list).
   local list = k_notifications(recipient)
