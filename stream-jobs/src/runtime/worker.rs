@@ -500,6 +500,13 @@ impl Worker {
                         .increment(records as u64);
                 }
                 Outcome::AlreadyApplied => {
+                    // Applied under this epoch already (another owner would have been fenced
+                    // first): after a claim, or by an earlier try whose reply was lost, as when
+                    // another script of the round trip failed and all were sent again. Its
+                    // watermark is the stored one, so later batches judge lateness the same as
+                    // a fresh owner would.
+                    lane.watermark = split.watermark;
+                    lane.from = lane.from.max(next_offset);
                     metrics::counter!(m::BATCHES_SKIPPED, "job" => name).increment(1);
                 }
                 Outcome::Fenced => {
