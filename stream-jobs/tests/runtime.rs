@@ -266,6 +266,42 @@ fn every_job_s_batch_in_one_round_trip_survives_a_script_flush_and_a_resend() {
 }
 
 #[test]
+fn activity_at_time_zero_is_applied_and_leaves_last_active_as_it_was() {
+    // ts = 0 is valid (only negative times are refused), and not later than "never active".
+    let config = test_config("ts-zero", 1);
+    let keys = config.keyspace();
+    let mut con = redis(&config);
+    let graph = JobScript::new(Box::new(jobs::graph::Graph), &config);
+    let (epoch, _) = graph.claim(&mut con, &keys, 0).unwrap();
+    let mut at_zero = user(1, 9, false);
+    at_zero.ts = 0;
+    let later = follow(2, 9, 8, 1000);
+    let last_active = |con: &mut redis::Connection| -> Option<i64> {
+        redis::cmd("GET")
+            .arg(keys.last_active(9))
+            .query(con)
+            .unwrap()
+    };
+    let (outcome, _) = graph
+        .apply(&mut con, &keys, 0, &epoch, &[(0, &at_zero)], 1)
+        .unwrap();
+    assert_eq!(outcome, Outcome::Applied);
+    assert_eq!(last_active(&mut con), None);
+    let (outcome, _) = graph
+        .apply(&mut con, &keys, 0, &epoch, &[(1, &later)], 2)
+        .unwrap();
+    assert_eq!(outcome, Outcome::Applied);
+    assert_eq!(last_active(&mut con), Some(T0 + 1000));
+    // An earlier time after a later one puts the later one back.
+    let mut earlier = follow(3, 9, 7, 0);
+    earlier.ts = T0;
+    graph
+        .apply(&mut con, &keys, 0, &epoch, &[(2, &earlier)], 3)
+        .unwrap();
+    assert_eq!(last_active(&mut con), Some(T0 + 1000));
+}
+
+#[test]
 fn applying_in_any_partition_interleaving_gives_the_same_state() {
     // The same events split over 3 partitions by actor, applied partition after partition in
     // two opposite orders: the state must not depend on it.

@@ -133,10 +133,15 @@ local function settle(a, b, entries)
     redis.call('ZREM', k_follow_requests(b), a)
   end
   if not changed then return end
-  -- The counts move with the sets they count, in the same script.
+  -- The counts move with the sets they count, in the same script. A count back at zero goes,
+  -- so whether the field exists does not depend on the order partitions were applied in (an
+  -- edge can stand for a while in one order and never in another).
   local step = active and 1 or -1
   local followers = redis.call('HINCRBY', k_profile(b), 'followers', step)
-  redis.call('HINCRBY', k_profile(a), 'following', step)
+  if followers == 0 then redis.call('HDEL', k_profile(b), 'followers') end
+  if redis.call('HINCRBY', k_profile(a), 'following', step) == 0 then
+    redis.call('HDEL', k_profile(a), 'following')
+  end
   local celebrity = check_celebrity(b, followers)
   if active then
     if celebrity then
@@ -206,8 +211,10 @@ local function apply(a, i)
     local was = redis.call('SET', key, a[i + 2], 'GET')
     if ts > tonumber(was or '0') then
       if redis.call('HGET', k_profile(user), 'stale') == '1' then rebuild(user) end
-    else
+    elseif was then
       redis.call('SET', key, was)
+    else
+      redis.call('DEL', key)
     end
   end
 end
