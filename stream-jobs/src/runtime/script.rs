@@ -306,7 +306,8 @@ impl std::fmt::Debug for Call<'_> {
 /// error changes nothing that was applied.
 ///
 /// A script the server does not know (it restarted, or its scripts were flushed) fails the
-/// round trip; the scripts are then loaded and the calls sent once more.
+/// round trip with NOSCRIPT; the scripts are then loaded and the calls sent once more. Any
+/// other error is returned as it is.
 pub fn apply_all(
     con: &mut dyn redis::ConnectionLike,
     calls: &[Call<'_>],
@@ -317,7 +318,7 @@ pub fn apply_all(
     }
     let codes: Vec<i64> = match pipe.query(con) {
         Ok(codes) => codes,
-        Err(_) => {
+        Err(error) if names_unknown_script(&error) => {
             let mut load = redis::pipe();
             for call in calls {
                 load.load_script(call.script);
@@ -325,10 +326,20 @@ pub fn apply_all(
             load.query::<()>(con)?;
             pipe.query(con)?
         }
+        Err(error) => return Err(error),
     };
     Ok(codes
         .into_iter()
         .zip(calls)
         .map(|(code, call)| (Outcome::from_code(code), call.records))
         .collect())
+}
+
+/// Whether any command behind `error` failed because the server does not know its script.
+fn names_unknown_script(error: &redis::RedisError) -> bool {
+    error.clone().into_server_errors().is_some_and(|errors| {
+        errors
+            .iter()
+            .any(|(_, e)| e.kind() == Some(redis::ServerErrorKind::NoScript))
+    })
 }
