@@ -166,7 +166,9 @@ fn wipe(config: &Config) {
 }
 
 /// Commands the server has run since it started (the calls of scripts included, the scripts
-/// themselves not): a figure of the jobs' work that, unlike time, does not vary from run to run.
+/// themselves not). Over the worker's run that is mostly the scripts' calls, plus the lease
+/// renewals and this bench's polls for progress: a figure of the jobs' work that barely moves
+/// from run to run, where rates move a lot on a shared machine.
 fn redis_commands(config: &Config) -> u64 {
     let mut con = redis(config);
     let stats: String = redis::cmd("INFO")
