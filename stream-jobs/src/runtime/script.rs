@@ -234,27 +234,12 @@ impl JobScript {
         events: &[(i64, &Envelope)],
         next_offset: i64,
     ) -> redis::RedisResult<(Outcome, usize)> {
-        self.apply_split(con, keys, partition, epoch, events, next_offset, None)
+        self.call(keys, partition, epoch, events, next_offset, None)
+            .invoke(con)
     }
 
-    /// [`JobScript::apply`] storing `watermark` with the offset (from [`JobScript::split`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn apply_split(
-        &self,
-        con: &mut dyn redis::ConnectionLike,
-        keys: &Keyspace,
-        partition: u32,
-        epoch: &str,
-        events: &[(i64, &Envelope)],
-        next_offset: i64,
-        watermark: Option<i64>,
-    ) -> redis::RedisResult<(Outcome, usize)> {
-        let call = self.call(keys, partition, epoch, events, next_offset, watermark);
-        let code: i64 = call.invocation.invoke(con)?;
-        Ok((Outcome::from_code(code), call.records))
-    }
-
-    /// The script call that applies `events` (see [`JobScript::apply_split`]), for
+    /// The script call that applies `events` as [`JobScript::apply`] does, storing `watermark`
+    /// (from [`JobScript::split`]) with the offset: to [`Call::invoke`] alone, or for
     /// [`apply_all`] to send with others.
     pub fn call<'a>(
         &'a self,
@@ -289,6 +274,18 @@ pub struct Call<'a> {
     script: &'a redis::Script,
     invocation: redis::ScriptInvocation<'a>,
     records: usize,
+}
+
+impl Call<'_> {
+    /// Sends this call alone (loading the script if the server does not know it); returns
+    /// its outcome and the number of records written.
+    pub fn invoke(
+        &self,
+        con: &mut dyn redis::ConnectionLike,
+    ) -> redis::RedisResult<(Outcome, usize)> {
+        let code: i64 = self.invocation.invoke(con)?;
+        Ok((Outcome::from_code(code), self.records))
+    }
 }
 
 impl std::fmt::Debug for Call<'_> {

@@ -612,8 +612,7 @@ pub fn apply_interleaved(config: &Config, events: &[Envelope], rng: &mut ChaCha8
         let lane = &mut lanes[p][j];
         let split = scripts[j].split(lane, batch);
         scripts[j]
-            .apply_split(
-                &mut con,
+            .call(
                 &keys,
                 p as u32,
                 &lane.epoch,
@@ -621,6 +620,7 @@ pub fn apply_interleaved(config: &Config, events: &[Envelope], rng: &mut ChaCha8
                 to as i64,
                 split.watermark,
             )
+            .invoke(&mut con)
             .unwrap();
         lane.watermark = split.watermark;
         lane.from = to as i64;
