@@ -11,9 +11,11 @@ use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use super::SqlError;
+use super::in_place::InPlace;
 use crate::layout::table_dir;
 use crate::object::Root;
 use crate::object::read::SnapshotStore;
@@ -158,6 +160,12 @@ async fn with_tables(root: Option<&Path>) -> Result<SessionContext, SqlError> {
     if let Some((url, store)) = snapshot {
         ctx.register_object_store(&url, store);
     }
+    if let Some(Root::Local(_)) = &root {
+        ctx.register_object_store(
+            ObjectStoreUrl::local_filesystem().as_ref(),
+            Arc::new(InPlace::new()),
+        );
+    }
     for table in Table::ALL {
         let provider: Arc<dyn TableProvider> = match &root {
             Some(Root::Local(root)) => provider(root, table)?,
@@ -238,6 +246,17 @@ mod tests {
                 view.name
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_local_root_is_read_in_place() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let ctx = context(dir.path()).await.expect("the catalog opens");
+        let store = ctx
+            .runtime_env()
+            .object_store(ObjectStoreUrl::local_filesystem())
+            .expect("a store for file://");
+        assert!(store.to_string().starts_with("InPlace("), "{store}");
     }
 
     #[test]
