@@ -13,11 +13,13 @@ use std::time::Duration;
 use aperture_schema::Config;
 use aperture_schema::warehouse::Table;
 use aperture_warehouse::compact::{Filter, Report, Settings, compact};
-use aperture_warehouse::files::read_file;
+use aperture_warehouse::files::{PAGE_ROWS, read_file};
 use aperture_warehouse::layout::staging_dir;
 use aperture_warehouse::manifest::Manifest;
 use aperture_warehouse::rows::sort;
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::file::serialized_reader::ReadOptionsBuilder;
 use support::*;
 
 /// Not a test: the body of the child processes the crash tests start (see `support`). Run
@@ -107,6 +109,7 @@ fn compaction_merges_small_files_into_sorted_ones_without_changing_a_row() {
     assert_exactly_once(root, &events, "after compaction");
     assert_root_consistent(root);
 
+    let mut pages_filled = false;
     for table in Table::ALL {
         for path in visible_files(root, table) {
             let batches = read_file(&path).unwrap();
@@ -118,7 +121,12 @@ fn compaction_merges_small_files_into_sorted_ones_without_changing_a_row() {
                 path.display(),
                 table.sort_key()
             );
-            let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+            let options = ReadOptionsBuilder::new().with_page_index().build();
+            let reader = SerializedFileReader::new_with_options(
+                std::fs::File::open(&path).unwrap(),
+                options,
+            )
+            .unwrap();
             let declared = reader.metadata().row_group(0).sorting_columns();
             assert_eq!(
                 declared.map(Vec::len),
@@ -126,8 +134,19 @@ fn compaction_merges_small_files_into_sorted_ones_without_changing_a_row() {
                 "{} declares its order",
                 path.display()
             );
+            let largest = largest_page(reader.metadata());
+            assert!(
+                largest <= PAGE_ROWS,
+                "{}: a page of {largest} rows",
+                path.display()
+            );
+            pages_filled |= largest == PAGE_ROWS;
         }
     }
+    assert!(
+        pages_filled,
+        "some file fills a page, so the page limit was put to the test"
+    );
     assert!(
         aperture_warehouse::fs::entries(&staging_dir(root))
             .unwrap()
@@ -402,4 +421,27 @@ fn compaction_beside_a_running_sink_loses_and_duplicates_nothing() {
     );
     assert_exactly_once(&config.warehouse.root, &events, "after live compactions");
     assert_root_consistent(&config.warehouse.root);
+}
+
+/// Rows in the largest data page of any column of a file, from its offset index.
+fn largest_page(metadata: &ParquetMetaData) -> usize {
+    let index = metadata
+        .offset_index()
+        .expect("the file has an offset index");
+    let mut largest = 0;
+    for (group, columns) in index.iter().enumerate() {
+        let rows = metadata.row_group(group).num_rows();
+        for column in columns {
+            let starts: Vec<i64> = column
+                .page_locations()
+                .iter()
+                .map(|page| page.first_row_index)
+                .chain([rows])
+                .collect();
+            for pair in starts.windows(2) {
+                largest = largest.max(usize::try_from(pair[1] - pair[0]).unwrap());
+            }
+        }
+    }
+    largest
 }
