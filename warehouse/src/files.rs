@@ -29,7 +29,7 @@ const ZSTD_LEVEL: i32 = 3;
 /// (2 rows in the benchmark's workload) cost DataFusion 20,480 rows decoded. At 2,048 the
 /// one-creator rollup over a week ran about 10% faster in `benches/warehouse.rs`, the files
 /// came out no larger, and the whole-table rollups moved within noise, on DataFusion and on
-/// DuckDB (which skips by row group only).
+/// DuckDB.
 pub const PAGE_ROWS: usize = 2048;
 
 /// Metadata key: the topic a file's rows were read from.
