@@ -303,12 +303,29 @@ mod tests {
             matches!(got, Err(object_store::Error::NotFound { .. })),
             "{got:?}"
         );
+        let got = theirs.get_ranges(&missing, &[0..1, 1..2]).await;
+        assert!(
+            matches!(got, Err(object_store::Error::NotFound { .. })),
+            "{got:?}"
+        );
         let folder = ObjectPath::from_filesystem_path(dir.path()).expect("a local path");
+        for store in [&ours as &dyn ObjectStore, &theirs] {
+            let got = store
+                .get_opts(&folder, ranged(GetRange::Bounded(0..1)))
+                .await;
+            assert!(
+                matches!(got, Err(object_store::Error::NotFound { .. })),
+                "{store}: {got:?}"
+            );
+        }
+        // `LocalFileSystem::get_ranges` fails on a folder with a read error; ours says
+        // `NotFound`, as both stores' ranged gets do.
         let got = ours.get_ranges(&folder, &[0..1, 1..2]).await;
         assert!(
             matches!(got, Err(object_store::Error::NotFound { .. })),
             "{got:?}"
         );
+        assert!(theirs.get_ranges(&folder, &[0..1, 1..2]).await.is_err());
     }
 
     #[tokio::test]
