@@ -5,13 +5,21 @@
 //! reader asks each file for a few small ranges (the column chunks, or the pages of them left
 //! after pruning), and on a warehouse's warm files each trip costs more than the read it
 //! carries. [`InPlace`] reads ranges on the thread that asks for them,
-//! with `pread(2)`; everything else (listing, whole-file gets, `head`, writes) goes to
+//! with `pread(2)`; whole-file gets, `head`, writes and listings by delimiter go to
 //! [`LocalFileSystem`] unchanged. On the rollup queries of `benches/warehouse.rs` this took
 //! about a tenth off the time spent reading.
 //!
-//! The price: a read that misses the page cache holds a runtime worker for as long as the
-//! disk takes, where it would have waited on a blocking thread. Those workers are the ones
-//! that decode the pages read, so a query waits for the disk either way.
+//! Listing is the same story at planning time. Each statement lists every table it reads
+//! (see [`super::plan`]), and `LocalFileSystem` walks a folder on the blocking pool, a trip
+//! per thousand files. [`InPlace`] walks it on the calling thread, with the same `walkdir`
+//! settings and the same description of each file. The six listings `creator_daily` needs
+//! took 0.37 ms through `LocalFileSystem` on a one-day warehouse and 0.08 ms in place (on a
+//! week, 0.82 and 0.36 ms).
+//!
+//! The price: a read or a walk that misses the page cache holds a runtime worker for as long
+//! as the disk takes, where it would have waited on a blocking thread. Those workers are the
+//! ones that decode the pages read, and planning waits for its listings, so a query waits for
+//! the disk either way.
 
 use std::fs::{File, Metadata};
 use std::ops::Range;
@@ -29,6 +37,7 @@ use object_store::{
     Attributes, CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload,
     ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
+use walkdir::WalkDir;
 
 /// Name of this store in its errors.
 const STORE: &str = "InPlace";
@@ -82,6 +91,42 @@ fn object_meta(location: &ObjectPath, metadata: &Metadata) -> ObjectMeta {
             metadata.len()
         )),
         version: None,
+    }
+}
+
+/// What [`LocalFileSystem::list`] gives for one entry of a walk: a file's description, or
+/// nothing for a folder, for an entry gone since its folder was read (a broken link too), and
+/// for a name `names` does not serve (its own temporary files, named `…#<digits>`).
+fn listed(
+    names: &LocalFileSystem,
+    entry: walkdir::Result<walkdir::DirEntry>,
+) -> object_store::Result<Option<ObjectMeta>> {
+    let walk_error = |source: walkdir::Error| match source.io_error().map(|e| e.kind()) {
+        Some(std::io::ErrorKind::NotFound) => Ok(None),
+        _ => Err(object_store::Error::Generic {
+            store: STORE,
+            source: Box::new(source),
+        }),
+    };
+    let entry = match entry {
+        Ok(entry) => entry,
+        Err(source) => return walk_error(source),
+    };
+    if !entry.file_type().is_file() {
+        return Ok(None);
+    }
+    let location = ObjectPath::from_absolute_path(entry.path()).map_err(|source| {
+        object_store::Error::Generic {
+            store: STORE,
+            source: Box::new(source),
+        }
+    })?;
+    if names.path_to_filesystem(&location).is_err() {
+        return Ok(None);
+    }
+    match entry.metadata() {
+        Ok(metadata) => Ok(Some(object_meta(&location, &metadata))),
+        Err(source) => walk_error(source),
     }
 }
 
@@ -190,11 +235,24 @@ impl ObjectStore for InPlace {
         self.inner.delete_stream(locations)
     }
 
+    /// Walks the folder on the calling thread as the stream is polled: every file under it,
+    /// following links, as [`LocalFileSystem::list`] lists them. A folder that does not
+    /// exist (a table the sink has not written yet) lists nothing. Without a prefix, or with
+    /// one `LocalFileSystem` would not name a file by, the listing is its own.
     fn list(
         &self,
         prefix: Option<&ObjectPath>,
     ) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
+        let Some(folder) = prefix.and_then(|p| self.inner.path_to_filesystem(p).ok()) else {
+            return self.inner.list(prefix);
+        };
+        let names = self.inner.clone();
+        let walk = WalkDir::new(folder).min_depth(1).follow_links(true);
+        futures::stream::iter(
+            walk.into_iter()
+                .filter_map(move |entry| listed(&names, entry).transpose()),
+        )
+        .boxed()
     }
 
     async fn list_with_delimiter(
@@ -352,18 +410,68 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn whole_file_gets_and_listings_pass_through() {
-        let (dir, location) = file();
-        let store = InPlace::new();
-        let whole = store.get(&location).await.expect("the whole file");
+    async fn whole_file_gets_pass_through() {
+        let (_dir, location) = file();
+        let whole = InPlace::new().get(&location).await.expect("the whole file");
         assert!(matches!(whole.payload, GetResultPayload::File(..)));
         assert_eq!(whole.bytes().await.expect("bytes").len(), 1000);
-        let folder = ObjectPath::from_filesystem_path(dir.path()).expect("a local path");
-        let listed: Vec<_> = store
-            .list(Some(&folder))
-            .map(|meta| meta.expect("listed").location)
+    }
+
+    /// What `store` lists under `folder`, in name order (neither store promises an order).
+    async fn listing(store: &dyn ObjectStore, folder: &std::path::Path) -> Vec<ObjectMeta> {
+        let prefix = ObjectPath::from_absolute_path(folder).expect("a local path");
+        let mut listed: Vec<ObjectMeta> = store
+            .list(Some(&prefix))
+            .map(|meta| meta.expect("listed"))
             .collect()
             .await;
-        assert_eq!(listed, vec![location]);
+        listed.sort_by(|a, b| a.location.cmp(&b.location));
+        listed
+    }
+
+    #[tokio::test]
+    async fn listings_are_the_local_file_systems() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let root = dir.path().join("table");
+        let nested = root.join("dt=2025-11-23").join("more");
+        std::fs::create_dir_all(&nested).expect("folders");
+        std::fs::create_dir(root.join("empty")).expect("a folder");
+        for (path, len) in [
+            (root.join("a.parquet"), 10),
+            (root.join("dt=2025-11-23").join("b.parquet"), 20),
+            (nested.join("c.parquet"), 30),
+            // object_store's temporary files, which it does not list; and a name that only
+            // looks like one.
+            (root.join("dt=2025-11-23").join("b.parquet#1"), 5),
+            (root.join("d.parquet#tmp"), 40),
+        ] {
+            std::fs::write(path, vec![7u8; len]).expect("a file");
+        }
+        std::os::unix::fs::symlink(root.join("a.parquet"), root.join("link.parquet"))
+            .expect("a link");
+        std::os::unix::fs::symlink(root.join("gone"), root.join("broken.parquet"))
+            .expect("a broken link");
+
+        let ours = listing(&InPlace::new(), &root).await;
+        let theirs = listing(&LocalFileSystem::new(), &root).await;
+        assert_eq!(ours, theirs);
+        let names: Vec<&str> = ours
+            .iter()
+            .filter_map(|meta| meta.location.filename())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "a.parquet",
+                "d.parquet#tmp",
+                "b.parquet",
+                "c.parquet",
+                "link.parquet"
+            ]
+        );
+
+        let missing = dir.path().join("not yet written");
+        assert!(listing(&InPlace::new(), &missing).await.is_empty());
+        assert!(listing(&LocalFileSystem::new(), &missing).await.is_empty());
     }
 }

@@ -6,8 +6,8 @@
 //! - [`output`]: results as a pretty table, CSV, JSON lines or Parquet.
 //! - [`shell`]: the interactive `aperture sql` prompt.
 //! - [`dictionary`]: the data dictionary, generated from the table definitions and the views.
-//! - [`in_place`]: the store local roots are read through, which reads byte ranges on the
-//!   calling thread.
+//! - [`in_place`]: the store local roots are read through, which reads byte ranges and lists
+//!   folders on the calling thread.
 //!
 //! SQL is read-only here: statements that write (`INSERT`, `COPY`) are refused, because files
 //! written into the table folders by anything but the sink and compaction would bypass the
