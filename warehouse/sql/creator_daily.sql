@@ -24,11 +24,15 @@ WITH parts AS (
     -- One row per creator and day from each source, each aggregated on its own, then summed
     -- below: no aggregate is planned twice, and a filter on author_id or dt reaches every scan.
     -- Views and profile visits share one pass over `views`, so its files are opened once.
+    -- Counts are `COUNT(*) FILTER (WHERE …)` rather than `SUM(CASE WHEN … THEN 1 ELSE 0 END)`:
+    -- the same numbers from a smaller plan, which DataFusion plans faster. A SUM that a
+    -- filter leaves no rows for is NULL, hence the COALESCE on watch_ms (a day of profile
+    -- visits alone watched for 0 ms).
     SELECT author_id, dt,
-           SUM(CASE WHEN event_type = 'view' THEN 1 ELSE 0 END) AS views,
-           COUNT(DISTINCT CASE WHEN event_type = 'view' THEN actor_id END) AS reach,
-           SUM(CASE WHEN event_type = 'view' THEN COALESCE(watch_ms, 0) ELSE 0 END) AS watch_ms,
-           SUM(CASE WHEN event_type = 'profile_view' THEN 1 ELSE 0 END) AS profile_visits,
+           COUNT(*) FILTER (WHERE event_type = 'view') AS views,
+           COUNT(DISTINCT actor_id) FILTER (WHERE event_type = 'view') AS reach,
+           COALESCE(SUM(watch_ms) FILTER (WHERE event_type = 'view'), 0) AS watch_ms,
+           COUNT(*) FILTER (WHERE event_type = 'profile_view') AS profile_visits,
            0 AS likes, 0 AS comments, 0 AS shares, 0 AS saves,
            0 AS interactions, 0 AS accounts_engaged,
            0 AS follows, 0 AS unfollows
@@ -37,10 +41,10 @@ WITH parts AS (
     GROUP BY author_id, dt
     UNION ALL
     SELECT author_id, dt, 0, 0, 0, 0,
-           SUM(CASE WHEN kind = 'like' THEN 1 ELSE 0 END),
-           SUM(CASE WHEN kind = 'comment' THEN 1 ELSE 0 END),
-           SUM(CASE WHEN kind = 'share' THEN 1 ELSE 0 END),
-           SUM(CASE WHEN kind = 'save' THEN 1 ELSE 0 END),
+           COUNT(*) FILTER (WHERE kind = 'like'),
+           COUNT(*) FILTER (WHERE kind = 'comment'),
+           COUNT(*) FILTER (WHERE kind = 'share'),
+           COUNT(*) FILTER (WHERE kind = 'save'),
            COUNT(*),
            COUNT(DISTINCT actor_id),
            0, 0
@@ -57,8 +61,8 @@ WITH parts AS (
     GROUP BY author_id, dt
     UNION ALL
     SELECT target_id, dt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-           SUM(CASE WHEN event_type = 'follow' THEN 1 ELSE 0 END),
-           SUM(CASE WHEN event_type = 'unfollow' THEN 1 ELSE 0 END)
+           COUNT(*) FILTER (WHERE event_type = 'follow'),
+           COUNT(*) FILTER (WHERE event_type = 'unfollow')
     FROM follows
     WHERE event_type IN ('follow', 'unfollow')
     GROUP BY target_id, dt
