@@ -3,7 +3,8 @@
 //! processes. A generated workload streams onto the topic while `aperture warehouse sink` on an
 //! `s3://` root crashes at both points of a commit and is SIGKILLed again and again; after a
 //! restart that drains the topic, every table holds exactly the events of its family, the
-//! bucket holds exactly the files the manifest lists, and the rollups read through `aperture
+//! bucket holds exactly the files the manifest lists, no killed sink's local scratch folder is
+//! left behind, and the rollups read through `aperture
 //! sql` equal those of a local root holding the same events. SQL reads what the manifest holds
 //! even while a crash leaves committed files staged: after a sink dies between its manifest and
 //! its copies, and after a compaction dies between deleting a swap's inputs and copying its
@@ -132,9 +133,33 @@ impl Drop for S3Server {
     }
 }
 
+/// The temporary folder of the test's `aperture` processes, where sinks and compactions make
+/// their scratch folders.
+fn tmp_dir(config: &Config) -> PathBuf {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-tmp", config.kafka.events_topic));
+    std::fs::create_dir_all(&dir).expect("the processes' temporary folder");
+    dir
+}
+
+/// The scratch folders named `<prefix>…` in the processes' temporary folder.
+fn scratch(config: &Config, prefix: &str) -> Vec<String> {
+    std::fs::read_dir(tmp_dir(config))
+        .expect("the processes' temporary folder")
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.starts_with(prefix))
+        .collect()
+}
+
 fn aperture(config: &Config, root: &str, s3: &S3Server) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_aperture"));
     command
+        .env("TMPDIR", tmp_dir(config))
         .env("APERTURE__KAFKA__EVENTS_TOPIC", &config.kafka.events_topic)
         .env(
             "APERTURE__KAFKA__DEAD_LETTER_TOPIC",
@@ -322,6 +347,10 @@ fn a_killed_sink_on_s3_writes_every_event_once_and_sql_reads_it_like_a_local_roo
         sink.wait().unwrap();
     }
     producer.join().unwrap();
+    assert!(
+        !scratch(&config, "aperture-sink-").is_empty(),
+        "the last killed sink left its scratch folder"
+    );
     let committed: u64 = manifest(&bucket)
         .map(|m| m.rows.values().sum())
         .unwrap_or(0);
@@ -334,6 +363,11 @@ fn a_killed_sink_on_s3_writes_every_event_once_and_sql_reads_it_like_a_local_roo
     let status = sink_process(&config, &root, &s3, true).wait().unwrap();
     assert!(status.success(), "the draining sink failed: {status}");
     let drained = assert_bucket_matches_manifest(&bucket, "after the drain");
+    assert_eq!(
+        scratch(&config, "aperture-sink-"),
+        Vec::<String>::new(),
+        "the drain deleted what the killed sinks left, and its own"
+    );
     assert!(drained.writer.is_some(), "the last sink left its token");
 
     let mut expected: BTreeMap<String, (i64, i64)> = Table::ALL
@@ -427,5 +461,11 @@ fn a_killed_sink_on_s3_writes_every_event_once_and_sql_reads_it_like_a_local_roo
         compacted.files.len()
     );
     assert_eq!(counts(&config, &root, &s3), expected, "after compaction");
+    assert_eq!(
+        scratch(&config, "aperture-compact-"),
+        Vec::<String>::new(),
+        "the compaction deleted what the crashed one left, and its own"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(tmp_dir(&config));
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use aperture_schema::warehouse::Table;
 
+use super::scratch::Scratch;
 use super::{ObjectRoot, runtime, token};
 use crate::compact::{Filter, Pass, Report, Settings, merge, merge_partition, small_files};
 use crate::error::{WarehouseError, io};
@@ -74,10 +75,7 @@ async fn compact_files(
     inputs: &[String],
     token: &str,
 ) -> Result<Option<Pass>, WarehouseError> {
-    let scratch = tempfile::Builder::new()
-        .prefix("aperture-compact-")
-        .tempdir()
-        .map_err(io("create", std::env::temp_dir()))?;
+    let scratch = Scratch::new("aperture-compact-")?;
     let (in_dir, out_dir) = (scratch.path().join("in"), scratch.path().join("out"));
     for dir in [&in_dir, &out_dir] {
         std::fs::create_dir(dir).map_err(io("create", dir))?;

@@ -32,7 +32,8 @@
 //!
 //! # Compaction
 //!
-//! Inputs are read into a local scratch folder and merged there as on a local root; the outputs
+//! Inputs are read into a local scratch folder (see [`scratch`], which also deletes the ones a
+//! killed process left) and merged there as on a local root; the outputs
 //! are put under `_sink/staging/<seq>-<token>/`. The swap is recorded in the manifest with its
 //! inputs and outputs (the commit point, a conditional put again), then carried out: inputs
 //! deleted from the live folder, outputs copied in, staged copies deleted, the record cleared.
@@ -50,6 +51,7 @@
 
 pub mod compact;
 pub mod read;
+pub mod scratch;
 pub mod sink;
 
 use std::path::{Path, PathBuf};

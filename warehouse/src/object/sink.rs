@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use object_store::UpdateVersion;
 
+use super::scratch::Scratch;
 use super::{ObjectRoot, runtime, token};
 use crate::error::{WarehouseError, io};
 use crate::failpoint;
@@ -24,7 +25,7 @@ pub struct ObjectSink {
     token: String,
     runtime: tokio::runtime::Runtime,
     /// Where a commit's files are written before they are put.
-    scratch: tempfile::TempDir,
+    scratch: Scratch,
 }
 
 impl ObjectSink {
@@ -38,10 +39,7 @@ impl ObjectSink {
         let runtime = runtime()?;
         let token = token();
         let (manifest, repairs) = runtime.block_on(take(&root, topic, &token))?;
-        let scratch = tempfile::Builder::new()
-            .prefix("aperture-sink-")
-            .tempdir()
-            .map_err(io("create", std::env::temp_dir()))?;
+        let scratch = Scratch::new("aperture-sink-")?;
         Ok((
             ObjectSink {
                 root,
