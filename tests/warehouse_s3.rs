@@ -4,12 +4,12 @@
 //! `s3://` root crashes at both points of a commit and is SIGKILLed again and again; after a
 //! restart that drains the topic, every table holds exactly the events of its family, the
 //! bucket holds exactly the files the manifest lists, no killed sink's local scratch folder is
-//! left behind, and the rollups read through `aperture
-//! sql` equal those of a local root holding the same events. SQL reads what the manifest holds
-//! even while a crash leaves committed files staged: after a sink dies between its manifest and
-//! its copies, and after a compaction dies between deleting a swap's inputs and copying its
-//! outputs in. Compaction on the bucket, crashed with its swap committed and again halfway
-//! through carrying it out, then leaves the counts as they were.
+//! left behind, and the rollups read through `aperture sql` equal those of a local root
+//! holding the same events. SQL reads what the manifest holds even while a crash leaves
+//! committed files staged: after a sink dies between its manifest and its copies, and after a
+//! compaction dies between deleting a swap's inputs and copying its outputs in. Compaction on
+//! the bucket, crashed with its swap committed and again halfway through carrying it out, then
+//! leaves the counts as they were; the compaction after those crashes leaves no scratch folder.
 
 #[path = "../stream-jobs/tests/support/mod.rs"]
 mod support;

@@ -11,7 +11,10 @@
 //! drops a dead process's locks, so a folder that can be locked is one whose owner is gone
 //! (unlike a process id, which can be recycled). A folder is created under a hidden name and
 //! renamed to its swept name only once locked, so a sweep never finds a live one unlocked; a
-//! process killed in between leaves an empty hidden folder.
+//! process killed in between leaves an empty hidden folder. Folders made before scratch
+//! folders were locked look abandoned too: during an upgrade, a sink or compaction of the older
+//! version on the same machine can lose its folder midway. Its commit or merge then fails, and
+//! the next run finishes, drops or redoes it, as after any failure.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
