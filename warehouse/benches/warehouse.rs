@@ -1,8 +1,9 @@
 //! The rollup queries on DataFusion next to DuckDB, on the same Parquet files in the same run.
 //!
 //! A generated workload is written into a warehouse (in several commits, as the sink would,
-//! then compacted), and each query runs on both engines, best of a few runs, printed with the
-//! ratio. DuckDB runs through Python's `duckdb` package (`make bench-warehouse` installs it in
+//! then compacted), and each query runs on both engines, best of a few runs (5;
+//! `APERTURE_BENCH_RUNS` sets how many, the same for both), printed with the ratio. DuckDB
+//! runs through Python's `duckdb` package (`make bench-warehouse` installs it in
 //! `.aperture/bench-venv`; `APERTURE_DUCKDB_PYTHON` names another interpreter). It reads the
 //! same files with the same view definitions (`warehouse/sql/*.sql`, which are plain SQL); its
 //! version, the one `notebooks/requirements.txt` pins, is printed with the figures.
@@ -30,7 +31,6 @@ use aperture_warehouse::sql::{self, VIEWS, query};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const RUNS: usize = 5;
 const COMMITS: usize = 8;
 
 /// The queries compared: the creators' daily rollup over every creator, one creator's whole
@@ -65,6 +65,8 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn main() {
     let users: u32 = env_or("APERTURE_BENCH_USERS", 5_000);
+    let runs: usize = env_or("APERTURE_BENCH_RUNS", 5);
+    assert!(runs > 0, "APERTURE_BENCH_RUNS: a query runs at least once");
     let spans = std::env::var("APERTURE_BENCH_DAYS").unwrap_or_else(|_| "1,7".to_owned());
     for (i, span) in spans.split(',').enumerate() {
         let days: f64 = match span.trim().parse() {
@@ -74,12 +76,12 @@ fn main() {
         if i > 0 {
             println!();
         }
-        bench(users, days);
+        bench(users, days, runs);
     }
 }
 
 /// Writes a warehouse of `users` over `days` and prints every query's figures on it.
-fn bench(users: u32, days: f64) {
+fn bench(users: u32, days: f64, runs: usize) {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let root = dir.path().join("warehouse");
 
@@ -122,14 +124,14 @@ fn bench(users: u32, days: f64) {
         for (_, q) in QUERIES {
             let mut best = Duration::MAX;
             let mut rows = 0;
-            for _ in 0..RUNS {
+            for _ in 0..runs {
                 let t = Instant::now();
                 let (_, batches) = query(&ctx, q).await.expect("the query runs");
                 best = best.min(t.elapsed());
                 rows = batches.iter().map(|b| b.num_rows()).sum();
             }
             let mut planning = Duration::MAX;
-            for _ in 0..RUNS {
+            for _ in 0..runs {
                 let t = Instant::now();
                 sql::plan(&ctx, q).await.expect("the query plans");
                 planning = planning.min(t.elapsed());
@@ -143,13 +145,18 @@ fn bench(users: u32, days: f64) {
         out
     });
 
-    let duckdb = duckdb_timings(&root);
+    let duckdb = duckdb_timings(&root, runs);
     if let Ok(ceiling) = &duckdb {
         println!("ceiling: duckdb {}", ceiling.version);
     }
     println!(
         "\n{:<38} {:>14} {:>14} {:>14} {:>10} {:>8}",
-        "query (best of 5)", "datafusion", "df planning", "duckdb", "df/duckdb", "rows"
+        format!("query (best of {runs})"),
+        "datafusion",
+        "df planning",
+        "duckdb",
+        "df/duckdb",
+        "rows"
     );
     for (i, (name, _)) in QUERIES.iter().enumerate() {
         let DataFusionTiming {
@@ -190,7 +197,7 @@ fn bench(users: u32, days: f64) {
 }
 
 /// What DataFusion measured for one query: the whole query and its planning alone (SQL to the
-/// physical plan, files listed), each the best of [`RUNS`], and the rows returned.
+/// physical plan, files listed), each the best of `APERTURE_BENCH_RUNS`, and the rows returned.
 #[derive(Clone, Copy)]
 struct DataFusionTiming {
     best: Duration,
@@ -198,7 +205,7 @@ struct DataFusionTiming {
     rows: usize,
 }
 
-/// What DuckDB measured: its version, and per query seconds (best of [`RUNS`]) and rows.
+/// What DuckDB measured: its version, and per query seconds (best of `APERTURE_BENCH_RUNS`) and rows.
 #[derive(serde::Deserialize)]
 struct Ceiling {
     version: String,
@@ -206,7 +213,7 @@ struct Ceiling {
 }
 
 /// Runs every query on DuckDB over the same files.
-fn duckdb_timings(root: &Path) -> Result<Ceiling, String> {
+fn duckdb_timings(root: &Path, runs: usize) -> Result<Ceiling, String> {
     let python = std::env::var("APERTURE_DUCKDB_PYTHON").map_or_else(
         |_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.aperture/bench-venv/bin/python"),
         PathBuf::from,
@@ -241,7 +248,7 @@ for s in work["setup"]:
 out = []
 for q in work["queries"]:
     best, rows = float("inf"), 0
-    for _ in range({RUNS}):
+    for _ in range({runs}):
         t = time.perf_counter()
         rows = len(con.execute(q).fetchall())
         best = min(best, time.perf_counter() - t)
