@@ -12,6 +12,7 @@ pub mod fanout;
 pub mod graph;
 pub mod notifications;
 pub mod stories;
+mod sweep;
 pub mod trending;
 
 use aperture_schema::{Config, Envelope};

@@ -13,6 +13,7 @@ use aperture_schema::Envelope;
 use aperture_schema::event::{Audience, Event};
 use aperture_schema::keys::Keyspace;
 
+use super::sweep::{removed_by, scan_pages, trim_sorted_sets};
 use super::{Job, Records};
 
 /// How long a story lives: 24 h of event time.
@@ -109,51 +110,32 @@ impl Job for Stories {
 
 /// Removes every story older than 24 h at `now_ms` (wall-clock ms) that a missed TTL left
 /// behind: entries of the authors' `stories`, and the stories' metadata and viewer lists.
-/// Returns how many keys or entries it removed.
+/// Returns how many keys or entries it removed. Each `SCAN` page of keys costs one pipeline
+/// (two for metadata: read the times, then delete the expired).
 pub fn sweep(
     con: &mut dyn redis::ConnectionLike,
     keys: &Keyspace,
     now_ms: i64,
 ) -> redis::RedisResult<u64> {
     let cutoff = now_ms - STORY_TTL_MS;
-    let mut removed = 0u64;
-    for key in scan_keys(con, &format!("{}:{{u:*}}:stories", keys.prefix()))? {
-        let n: u64 = redis::cmd("ZREMRANGEBYSCORE")
-            .arg(&key)
-            .arg("-inf")
-            .arg(format!("({cutoff}"))
-            .query(con)?;
-        removed += n;
-    }
-    for key in scan_keys(con, &format!("{}:{{s:*}}:meta", keys.prefix()))? {
-        let ts: Option<i64> = redis::cmd("HGET").arg(&key).arg("ts").query(con)?;
-        if ts.is_some_and(|ts| ts < cutoff) {
-            let viewers = key.replace("}:meta", "}:viewers");
-            let n: u64 = redis::cmd("DEL").arg(&key).arg(viewers).query(con)?;
-            removed += n;
+    let authors = format!("{}:{{u:*}}:stories", keys.prefix());
+    let mut removed = trim_sorted_sets(con, &authors, cutoff)?;
+    let stories = format!("{}:{{s:*}}:meta", keys.prefix());
+    scan_pages(con, &stories, |con, page| {
+        let mut times = redis::pipe();
+        for key in page {
+            times.hget(key, "ts");
         }
-    }
+        let times: Vec<Option<i64>> = times.query(con)?;
+        let expired = page
+            .iter()
+            .zip(times)
+            .filter(|(_, ts)| ts.is_some_and(|ts| ts < cutoff))
+            .map(|(key, _)| key);
+        removed += removed_by(con, expired, |pipe, key| {
+            pipe.del(key).del(key.replace("}:meta", "}:viewers"));
+        })?;
+        Ok(())
+    })?;
     Ok(removed)
-}
-
-pub(crate) fn scan_keys(
-    con: &mut dyn redis::ConnectionLike,
-    pattern: &str,
-) -> redis::RedisResult<Vec<String>> {
-    let mut cursor = 0u64;
-    let mut out = Vec::new();
-    loop {
-        let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .query(con)?;
-        out.extend(page);
-        if next == 0 {
-            return Ok(out);
-        }
-        cursor = next;
-    }
 }

@@ -22,6 +22,7 @@ use aperture_schema::state::TrendGrain;
 use aperture_schema::{Config, Envelope};
 use serde_json::json;
 
+use super::sweep::{removed_by, scan_pages, trim_sorted_sets};
 use super::{Job, Records};
 
 /// 5-minute buckets, for the 1 h window.
@@ -106,31 +107,37 @@ pub fn now(
     Ok(marks.into_iter().flatten().max())
 }
 
-/// Drops buckets and tag entries more than [`KEEP_MS`] behind the newest watermark.
+/// Drops buckets and tag entries more than [`KEEP_MS`] behind the newest watermark. Each
+/// `SCAN` page of keys costs one pipeline.
 fn sweep(con: &mut dyn redis::ConnectionLike, keys: &Keyspace) -> redis::RedisResult<u64> {
     // Watermark keys of every partition of this deployment.
-    let pattern = format!("{}:{{j:trending:*}}:watermark", keys.prefix());
-    let marks = super::stories::scan_keys(con, &pattern)?;
+    let marks = format!("{}:{{j:trending:*}}:watermark", keys.prefix());
     let mut newest: Option<i64> = None;
-    for key in marks {
-        let w: Option<i64> = redis::cmd("GET").arg(&key).query(con)?;
-        newest = newest.max(w);
-    }
+    scan_pages(con, &marks, |con, page| {
+        let mut get = redis::pipe();
+        for key in page {
+            get.get(key);
+        }
+        let page: Vec<Option<i64>> = get.query(con)?;
+        newest = newest.max(page.into_iter().flatten().max());
+        Ok(())
+    })?;
     let Some(newest) = newest else { return Ok(0) };
     let cutoff = newest - KEEP_MS;
     let mut removed = 0u64;
-    for key in super::stories::scan_keys(con, &format!("{}:trend:*", keys.prefix()))? {
-        let start = key.rsplit(':').next().and_then(|s| s.parse::<i64>().ok());
-        if start.is_some_and(|s| s < cutoff) {
-            removed += redis::cmd("DEL").arg(&key).query::<u64>(con)?;
-        }
-    }
-    for key in super::stories::scan_keys(con, &format!("{}:{{t:*}}:trend_posts", keys.prefix()))? {
-        removed += redis::cmd("ZREMRANGEBYSCORE")
-            .arg(&key)
-            .arg("-inf")
-            .arg(format!("({cutoff}"))
-            .query::<u64>(con)?;
-    }
+    let buckets = format!("{}:trend:*", keys.prefix());
+    scan_pages(con, &buckets, |con, page| {
+        // A bucket's start is the last part of its name.
+        let old = page.iter().filter(|key| {
+            let start = key.rsplit(':').next().and_then(|s| s.parse::<i64>().ok());
+            start.is_some_and(|s| s < cutoff)
+        });
+        removed += removed_by(con, old, |pipe, key| {
+            pipe.del(key);
+        })?;
+        Ok(())
+    })?;
+    let tags = format!("{}:{{t:*}}:trend_posts", keys.prefix());
+    removed += trim_sorted_sets(con, &tags, cutoff)?;
     Ok(removed)
 }
