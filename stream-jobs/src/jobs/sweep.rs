@@ -2,11 +2,13 @@
 //! pattern with `SCAN`, a page at a time, and sending a page's commands in one pipeline.
 //!
 //! A page's commands go in one round trip, not one each: a sweep costs the `SCAN` calls that
-//! walk the keyspace, and one more round trip per page that found keys. `SCAN` walks every
-//! key whatever the pattern, so that walk still grows with the whole keyspace; only an index
-//! of what expires would avoid it. Each command is on one key, so a pipeline never asks for
-//! keys of two hash slots at once. `SCAN` may return a key twice; every command sent here is
-//! idempotent, and a repeat removes nothing more.
+//! walk the keyspace, and at most one more round trip per page that found keys (two where
+//! the keys are read before some are deleted). `SCAN` walks every key whatever the pattern,
+//! so that walk still grows with the whole keyspace; only an index of what expires would
+//! avoid it. Each command is on one key, so no command spans two hash slots; the sweeps are
+//! still not ready for Redis Cluster, where `SCAN` on one connection walks one node's keys.
+//! `SCAN` may return a key twice; every command sent here is idempotent, and a repeat
+//! removes nothing more.
 
 use redis::{ConnectionLike, Pipeline, RedisResult};
 
@@ -40,20 +42,18 @@ pub(crate) fn scan_pages(
     }
 }
 
-/// Sends one command per key of `keys`, as `command` writes it into the pipeline, in one
-/// round trip, and returns the sum of their integer replies (what they removed).
-pub(crate) fn removed_by<'a>(
+/// Sends the commands `command` writes for each of `keys` in one pipeline, or nothing when
+/// there are no keys, and returns the sum of their integer replies (what they removed).
+pub(crate) fn pipelined_sum<'a>(
     con: &mut dyn ConnectionLike,
-    keys: impl IntoIterator<Item = &'a String>,
+    keys: impl IntoIterator<Item = &'a str>,
     mut command: impl FnMut(&mut Pipeline, &'a str),
 ) -> RedisResult<u64> {
     let mut pipe = redis::pipe();
-    let mut any = false;
     for key in keys {
         command(&mut pipe, key);
-        any = true;
     }
-    if !any {
+    if pipe.is_empty() {
         return Ok(0);
     }
     let replies: Vec<u64> = pipe.query(con)?;
@@ -70,7 +70,7 @@ pub(crate) fn trim_sorted_sets(
     let below = format!("({cutoff}");
     let mut removed = 0u64;
     scan_pages(con, pattern, |con, page| {
-        removed += removed_by(con, page, |pipe, key| {
+        removed += pipelined_sum(con, page.iter().map(String::as_str), |pipe, key| {
             pipe.zrembyscore(key, "-inf", &below);
         })?;
         Ok(())

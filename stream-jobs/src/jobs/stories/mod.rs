@@ -13,7 +13,7 @@ use aperture_schema::Envelope;
 use aperture_schema::event::{Audience, Event};
 use aperture_schema::keys::Keyspace;
 
-use super::sweep::{removed_by, scan_pages, trim_sorted_sets};
+use super::sweep::{pipelined_sum, scan_pages, trim_sorted_sets};
 use super::{Job, Records};
 
 /// How long a story lives: 24 h of event time.
@@ -122,17 +122,17 @@ pub fn sweep(
     let mut removed = trim_sorted_sets(con, &authors, cutoff)?;
     let stories = format!("{}:{{s:*}}:meta", keys.prefix());
     scan_pages(con, &stories, |con, page| {
-        let mut times = redis::pipe();
+        let mut read_times = redis::pipe();
         for key in page {
-            times.hget(key, "ts");
+            read_times.hget(key, "ts");
         }
-        let times: Vec<Option<i64>> = times.query(con)?;
+        let times: Vec<Option<i64>> = read_times.query(con)?;
         let expired = page
             .iter()
             .zip(times)
             .filter(|(_, ts)| ts.is_some_and(|ts| ts < cutoff))
-            .map(|(key, _)| key);
-        removed += removed_by(con, expired, |pipe, key| {
+            .map(|(key, _)| key.as_str());
+        removed += pipelined_sum(con, expired, |pipe, key| {
             pipe.del(key).del(key.replace("}:meta", "}:viewers"));
         })?;
         Ok(())

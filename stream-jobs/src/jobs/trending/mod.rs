@@ -22,7 +22,7 @@ use aperture_schema::state::TrendGrain;
 use aperture_schema::{Config, Envelope};
 use serde_json::json;
 
-use super::sweep::{removed_by, scan_pages, trim_sorted_sets};
+use super::sweep::{pipelined_sum, scan_pages, trim_sorted_sets};
 use super::{Job, Records};
 
 /// 5-minute buckets, for the 1 h window.
@@ -114,12 +114,12 @@ fn sweep(con: &mut dyn redis::ConnectionLike, keys: &Keyspace) -> redis::RedisRe
     let marks = format!("{}:{{j:trending:*}}:watermark", keys.prefix());
     let mut newest: Option<i64> = None;
     scan_pages(con, &marks, |con, page| {
-        let mut get = redis::pipe();
+        let mut read_marks = redis::pipe();
         for key in page {
-            get.get(key);
+            read_marks.get(key);
         }
-        let page: Vec<Option<i64>> = get.query(con)?;
-        newest = newest.max(page.into_iter().flatten().max());
+        let marks: Vec<Option<i64>> = read_marks.query(con)?;
+        newest = newest.max(marks.into_iter().flatten().max());
         Ok(())
     })?;
     let Some(newest) = newest else { return Ok(0) };
@@ -128,11 +128,11 @@ fn sweep(con: &mut dyn redis::ConnectionLike, keys: &Keyspace) -> redis::RedisRe
     let buckets = format!("{}:trend:*", keys.prefix());
     scan_pages(con, &buckets, |con, page| {
         // A bucket's start is the last part of its name.
-        let old = page.iter().filter(|key| {
+        let old = page.iter().map(String::as_str).filter(|key| {
             let start = key.rsplit(':').next().and_then(|s| s.parse::<i64>().ok());
             start.is_some_and(|s| s < cutoff)
         });
-        removed += removed_by(con, old, |pipe, key| {
+        removed += pipelined_sum(con, old, |pipe, key| {
             pipe.del(key);
         })?;
         Ok(())
