@@ -8,48 +8,32 @@ use aperture_schema::state::{STORY_TTL_MS, TREND_KEEP_MS};
 use aperture_stream_jobs::jobs::Job;
 use aperture_stream_jobs::jobs::stories::{self, Stories};
 use aperture_stream_jobs::jobs::trending::Trending;
-use support::compare::now_ms;
+use support::compare::{now_ms, zset};
 use support::*;
 
-/// More keys of each kind than a `SCAN` page, so a sweep has to walk several.
+/// More keys of each kind than a `SCAN` call looks at (`COUNT` 1,000, in `jobs::sweep`), so a
+/// sweep has to walk several pages.
 const MANY: u64 = 2_500;
 
-fn zmembers_of(con: &mut redis::Connection, key: &str) -> Vec<String> {
-    redis::cmd("ZRANGE")
-        .arg(key)
-        .arg(0)
-        .arg(-1)
-        .query(con)
-        .unwrap()
+fn members(con: &mut redis::Connection, key: &str) -> Vec<String> {
+    zset(con, key).into_keys().collect()
 }
 
 fn exists(con: &mut redis::Connection, key: &str) -> bool {
     redis::cmd("EXISTS").arg(key).query(con).unwrap()
 }
 
-/// Deletes the test's keys, so they do not lengthen other tests' `SCAN`s.
-fn wipe(con: &mut redis::Connection, prefix: &str) {
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query(con)
-        .unwrap();
-    let mut del = redis::pipe();
-    for key in &keys {
-        del.del(key);
-    }
-    del.query::<()>(con).unwrap();
-}
-
 #[test]
 fn the_stories_sweep_removes_expired_stories_and_keeps_live_ones() {
     let config = test_config("sweep-stories", 1);
+    let _wipe = WipeOnDrop(&config);
     let k = config.keyspace();
     let mut con = redis(&config);
     let now = now_ms();
     let cutoff = now - STORY_TTL_MS;
 
-    // Author a has story 2a (expired, as its TTLs were lost) and 2a + 1 (live). Expired
-    // stories are even ids, live ones odd; each has metadata and viewers, and no TTL.
+    // Author a has story 10,000 + 2a (expired, as its TTLs were lost) and 10,001 + 2a
+    // (live). Each has metadata and viewers, and no TTL.
     let mut setup = redis::pipe();
     for a in 0..MANY {
         let (old, live) = (2 * a + 10_000, 2 * a + 10_001);
@@ -66,42 +50,46 @@ fn the_stories_sweep_removes_expired_stories_and_keeps_live_ones() {
         .zadd(k.stories(MANY), 1, cutoff)
         .hset(k.story(1), "ts", cutoff)
         // Metadata with no time (never written by the job) is not the sweep's to judge.
-        .hset(k.story(3), "author", 5);
+        .hset(k.story(3), "author", 5)
+        // An expired story nobody viewed: its metadata alone goes, and counts once.
+        .hset(k.story(5), "ts", cutoff - 1);
     setup.query::<()>(&mut con).unwrap();
 
     let removed = stories::sweep(&mut con, &k, now).unwrap();
     assert_eq!(
         removed,
-        3 * MANY,
-        "one set entry, one metadata and one viewer list per expired story"
+        3 * MANY + 1,
+        "one set entry, one metadata and one viewer list per expired story, and the metadata \
+         of the unviewed one"
     );
     for a in 0..MANY {
         let (old, live) = (2 * a + 10_000, 2 * a + 10_001);
-        assert_eq!(zmembers_of(&mut con, &k.stories(a)), [live.to_string()]);
+        assert_eq!(members(&mut con, &k.stories(a)), [live.to_string()]);
         assert!(!exists(&mut con, &k.story(old)), "story {old}");
         assert!(!exists(&mut con, &k.story_viewers(old)), "story {old}");
         assert!(exists(&mut con, &k.story(live)), "story {live}");
         assert!(exists(&mut con, &k.story_viewers(live)), "story {live}");
     }
-    assert_eq!(zmembers_of(&mut con, &k.stories(MANY)), ["1"]);
+    assert_eq!(members(&mut con, &k.stories(MANY)), ["1"]);
     assert!(exists(&mut con, &k.story(1)));
     assert!(exists(&mut con, &k.story(3)));
+    assert!(!exists(&mut con, &k.story(5)));
 
     assert_eq!(Stories.maintain(&mut con, &k, now).unwrap(), 0);
-    wipe(&mut con, k.prefix());
 }
 
 #[test]
 fn the_trending_sweep_drops_what_is_older_than_the_kept_history() {
     let config = test_config("sweep-trending", 3);
+    let _wipe = WipeOnDrop(&config);
     let k = config.keyspace();
     let mut con = redis(&config);
     let newest = now_ms();
     let cutoff = newest - TREND_KEEP_MS;
     let hour = 3_600_000;
 
-    // Buckets and tag entries, half before the cutoff: 2,500 hourly buckets reach back
-    // 104 days.
+    // Hourly buckets, half of them starting before the cutoff, and two entries per tag, one
+    // on each side of it. Keys that only share the pattern's prefix are not buckets.
     let mut setup = redis::pipe();
     let start = |i: u64| cutoff - (MANY as i64 / 2 - i as i64) * hour;
     for i in 0..MANY {
@@ -110,10 +98,14 @@ fn the_trending_sweep_drops_what_is_older_than_the_kept_history() {
             .zadd(k.trend_posts(&format!("tag{i}")), "1:1", cutoff - 1)
             .zadd(k.trend_posts(&format!("tag{i}")), "1:2", cutoff);
     }
+    setup
+        .set(k.trend_since(), cutoff - 10 * TREND_KEEP_MS)
+        .hset(format!("{}:trend:1h:start", k.prefix()), "sunset", 1);
     setup.query::<()>(&mut con).unwrap();
 
-    // No partition has a watermark yet: there is no "now" to measure history from.
-    assert_eq!(Trending.maintain(&mut con, &k, 0).unwrap(), 0);
+    // No partition has a watermark yet: there is no "now" to measure history from, and the
+    // wall clock (which would make the old half old) is not one.
+    assert_eq!(Trending.maintain(&mut con, &k, newest).unwrap(), 0);
 
     // The newest watermark of any partition decides, whichever partition holds it.
     let mut marks = redis::pipe();
@@ -133,11 +125,12 @@ fn the_trending_sweep_drops_what_is_older_than_the_kept_history() {
         let bucket = k.trend_bucket("1h", start(i));
         assert_eq!(exists(&mut con, &bucket), start(i) >= cutoff, "{bucket}");
         assert_eq!(
-            zmembers_of(&mut con, &k.trend_posts(&format!("tag{i}"))),
+            members(&mut con, &k.trend_posts(&format!("tag{i}"))),
             ["1:2"]
         );
     }
+    assert!(exists(&mut con, &k.trend_since()));
+    assert!(exists(&mut con, &format!("{}:trend:1h:start", k.prefix())));
 
     assert_eq!(Trending.maintain(&mut con, &k, 0).unwrap(), 0);
-    wipe(&mut con, k.prefix());
 }

@@ -5,23 +5,11 @@
 
 mod support;
 
-use aperture_schema::Config;
 use aperture_stream_jobs::oracle::Oracle;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use support::compare::*;
 use support::*;
-
-fn wipe(config: &Config) {
-    let mut con = redis(config);
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", config.redis.key_prefix))
-        .query(&mut con)
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(&keys).query(&mut con).unwrap();
-    }
-}
 
 /// How much of each job's behaviour the random cases reached, so the comparison is known not
 /// to be vacuous.

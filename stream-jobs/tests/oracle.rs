@@ -120,17 +120,6 @@ fn compare(config: &Config, oracle: &Oracle, users: u64, compare_timelines: bool
     }
 }
 
-fn wipe(config: &Config) {
-    let mut con = redis(config);
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", config.redis.key_prefix))
-        .query(&mut con)
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(&keys).query(&mut con).unwrap();
-    }
-}
-
 #[test]
 fn random_sequences_in_random_interleavings_equal_the_oracle() {
     for case in 0..300u64 {

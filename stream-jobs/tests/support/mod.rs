@@ -215,6 +215,39 @@ pub fn dump(config: &Config) -> BTreeMap<String, String> {
     out
 }
 
+/// Deletes every key of the test's prefix.
+pub fn wipe(config: &Config) {
+    let mut con = redis(config);
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", config.redis.key_prefix))
+        .query(&mut con)
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(&keys).query(&mut con).unwrap();
+    }
+}
+
+/// [`wipe`]s the test's prefix when dropped, so its keys go even when the test fails.
+pub struct WipeOnDrop<'a>(pub &'a Config);
+
+impl Drop for WipeOnDrop<'_> {
+    fn drop(&mut self) {
+        // Not `wipe`: a panic here, while a failed test unwinds, would abort the run.
+        let Ok(mut con) = redis::Client::open(self.0.redis.url.as_str())
+            .and_then(|client| client.get_connection())
+        else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.0.redis.key_prefix))
+            .query(&mut con)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&keys).query(&mut con);
+        }
+    }
+}
+
 pub fn zmembers(config: &Config, key: &str) -> Vec<String> {
     redis::cmd("ZRANGE")
         .arg(key)
