@@ -224,8 +224,9 @@ pub struct TrendingConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct StoriesConfig {
-    /// How often a worker running the stories job sweeps expired stories that a missed TTL
-    /// left behind. Default 1 min.
+    /// How often a worker runs its jobs' housekeeping: the stories job sweeps expired stories
+    /// that a missed TTL left behind, and the trending job drops history it no longer keeps.
+    /// Default 1 min.
     #[serde(with = "humantime_serde")]
     pub sweep_every: Duration,
 }

@@ -197,7 +197,8 @@ fn bench(users: u32, days: f64, runs: usize) {
 }
 
 /// What DataFusion measured for one query: the whole query and its planning alone (SQL to the
-/// physical plan, files listed), each the best of `APERTURE_BENCH_RUNS`, and the rows returned.
+/// physical plan, files listed), each the best of the runs (`APERTURE_BENCH_RUNS`), and the
+/// rows returned.
 #[derive(Clone, Copy)]
 struct DataFusionTiming {
     best: Duration,
@@ -205,7 +206,8 @@ struct DataFusionTiming {
     rows: usize,
 }
 
-/// What DuckDB measured: its version, and per query seconds (best of `APERTURE_BENCH_RUNS`) and rows.
+/// What DuckDB measured: its version, and per query seconds (best of the runs,
+/// `APERTURE_BENCH_RUNS`) and rows.
 #[derive(serde::Deserialize)]
 struct Ceiling {
     version: String,
