@@ -217,14 +217,18 @@ pub fn dump(config: &Config) -> BTreeMap<String, String> {
 
 /// Deletes every key of the test's prefix.
 pub fn wipe(config: &Config) {
-    let mut con = redis(config);
+    try_wipe(config).expect("the test's keys can be deleted");
+}
+
+fn try_wipe(config: &Config) -> redis::RedisResult<()> {
+    let mut con = redis::Client::open(config.redis.url.as_str())?.get_connection()?;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{}:*", config.redis.key_prefix))
-        .query(&mut con)
-        .unwrap();
+        .query(&mut con)?;
     if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(&keys).query(&mut con).unwrap();
+        redis::cmd("DEL").arg(&keys).query::<()>(&mut con)?;
     }
+    Ok(())
 }
 
 /// [`wipe`]s the test's prefix when dropped, so its keys go even when the test fails.
@@ -232,19 +236,8 @@ pub struct WipeOnDrop<'a>(pub &'a Config);
 
 impl Drop for WipeOnDrop<'_> {
     fn drop(&mut self) {
-        // Not `wipe`: a panic here, while a failed test unwinds, would abort the run.
-        let Ok(mut con) = redis::Client::open(self.0.redis.url.as_str())
-            .and_then(|client| client.get_connection())
-        else {
-            return;
-        };
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.0.redis.key_prefix))
-            .query(&mut con)
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&keys).query(&mut con);
-        }
+        // Errors are dropped: a panic here, while a failed test unwinds, would abort the run.
+        let _ = try_wipe(self.0);
     }
 }
 
