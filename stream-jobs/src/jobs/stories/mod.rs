@@ -110,8 +110,8 @@ impl Job for Stories {
 
 /// Removes every story older than 24 h at `now_ms` (wall-clock ms) that a missed TTL left
 /// behind: entries of the authors' `stories`, and the stories' metadata and viewer lists.
-/// Returns how many keys or entries it removed. Each `SCAN` page of keys costs one pipeline
-/// (two for metadata: read the times, then delete the expired).
+/// Returns how many keys or entries it removed. Each `SCAN` page of keys costs at most one
+/// pipeline (two for metadata: read the times, then delete the expired).
 pub fn sweep(
     con: &mut dyn redis::ConnectionLike,
     keys: &Keyspace,

@@ -108,7 +108,7 @@ pub fn now(
 }
 
 /// Drops buckets and tag entries more than [`KEEP_MS`] behind the newest watermark. Each
-/// `SCAN` page of keys costs one pipeline.
+/// `SCAN` page of keys costs at most one pipeline.
 fn sweep(con: &mut dyn redis::ConnectionLike, keys: &Keyspace) -> redis::RedisResult<u64> {
     // Watermark keys of every partition of this deployment.
     let marks = format!("{}:{{j:trending:*}}:watermark", keys.prefix());
