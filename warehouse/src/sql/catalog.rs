@@ -16,6 +16,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use super::SqlError;
 use super::in_place::InPlace;
+use super::rollup::Rollup;
 use crate::layout::table_dir;
 use crate::object::Root;
 use crate::object::read::SnapshotStore;
@@ -185,6 +186,23 @@ async fn with_tables(root: Option<&Path>) -> Result<SessionContext, SqlError> {
             })?
             .collect()
             .await?;
+    }
+    // Each view is then read through a rollup that keeps its optimised plan (see `rollup`).
+    // All views are registered first, so a view reading another inlines the other's SQL.
+    for view in VIEWS {
+        let registered = ctx
+            .table_provider(view.name)
+            .await
+            .map_err(|source| SqlError::View {
+                view: view.name,
+                source,
+            })?;
+        let rollup = Rollup::new(view.name, registered).map_err(|source| SqlError::View {
+            view: view.name,
+            source,
+        })?;
+        ctx.deregister_table(view.name)?;
+        ctx.register_table(view.name, Arc::new(rollup))?;
     }
     Ok(ctx)
 }

@@ -3,6 +3,8 @@
 //! - [`catalog`]: a [`SessionContext`] with every table registered as a listing table over its
 //!   folder (`dt` a Date32 partition column, so a filter on `dt` skips whole folders, and
 //!   Parquet statistics skip row groups) and the rollups of `warehouse/sql/` as views.
+//! - [`rollup`]: how a rollup view is read: its plan optimised once per session, a
+//!   statement's filters and columns pushed into it.
 //! - [`output`]: results as a pretty table, CSV, JSON lines or Parquet.
 //! - [`shell`]: the interactive `aperture sql` prompt.
 //! - [`dictionary`]: the data dictionary, generated from the table definitions and the views.
@@ -17,6 +19,7 @@ pub mod catalog;
 pub mod dictionary;
 pub mod in_place;
 pub mod output;
+pub mod rollup;
 pub mod shell;
 
 use datafusion::error::DataFusionError;
