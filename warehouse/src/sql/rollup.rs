@@ -15,8 +15,8 @@
 //! What the kept plan cannot see, it cannot use: a statement's other operators (a join, a
 //! limit under a sort) are not pushed into the rollup, and settings changed with `SET` after
 //! the first read do not re-optimise it. A view whose SQL calls a function that is not
-//! immutable (`now()`, `random()`) is optimised again for each statement, because the
-//! optimiser evaluates such calls once, as the statement starts.
+//! immutable (`now()`, `random()`) is optimised again for each statement: the optimiser folds
+//! a call such as `now()` into the time the statement started, which a kept plan would keep.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
