@@ -11,7 +11,8 @@
 //! printed beside its whole time, to tell a fixed cost per query from the cost of reading.
 //! A session optimises a rollup's plan when a statement first reads it (`sql::rollup`), so
 //! each query is also run once in a new session, and that first run printed apart ("df
-//! first"): it is what a one-off `aperture sql "<query>"` pays, the best-of figures what a
+//! first", which also meets colder caches): it is the statement's part of a one-off
+//! `aperture sql "<query>"` (opening the catalog is not timed), the best-of figures what a
 //! session (the shell, a notebook) pays for each later statement.
 //! No figure is asserted: these machines are shared and noisy.
 //!

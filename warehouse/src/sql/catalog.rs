@@ -190,17 +190,12 @@ async fn with_tables(root: Option<&Path>) -> Result<SessionContext, SqlError> {
     // Each view is then read through a rollup that keeps its optimised plan (see `rollup`).
     // All views are registered first, so a view reading another inlines the other's SQL.
     for view in VIEWS {
-        let registered = ctx
-            .table_provider(view.name)
-            .await
-            .map_err(|source| SqlError::View {
-                view: view.name,
-                source,
-            })?;
-        let rollup = Rollup::new(view.name, registered).map_err(|source| SqlError::View {
+        let failed = |source| SqlError::View {
             view: view.name,
             source,
-        })?;
+        };
+        let registered = ctx.table_provider(view.name).await.map_err(failed)?;
+        let rollup = Rollup::new(view.name, registered).map_err(failed)?;
         ctx.deregister_table(view.name)?;
         ctx.register_table(view.name, Arc::new(rollup))?;
     }

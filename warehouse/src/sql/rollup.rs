@@ -7,16 +7,24 @@
 //! creator's day (see `benches/warehouse.rs`). A [`Rollup`] optimises its view's plan the
 //! first time a statement of the session reads it, and keeps it. A statement sees the rollup
 //! as one table: what it asks of that table, its filters and its columns, is pushed into the
-//! kept plan by DataFusion's own filter and projection rules (the two that move a filter on
-//! `author_id` or `dt` down to every scan, and leave out the sources and aggregates the
-//! statement does not need), and the result is planned over the files the tables hold then.
-//! Everything the statement does above the rollup is optimised as usual.
+//! kept plan by DataFusion's own filter and projection rules, and the result is planned over
+//! the files the tables hold then. A filter goes as far down as it would with the view's SQL
+//! inlined (on `creator_daily`, a filter on `author_id` or `dt` reaches every scan; it stops
+//! above a window it would change, such as `follower_growth`'s running total), and the
+//! sources and aggregates the statement does not need are left out. Everything the
+//! statement does above the rollup is optimised as usual.
 //!
 //! What the kept plan cannot see, it cannot use: a statement's other operators (a join, a
 //! limit under a sort) are not pushed into the rollup, and settings changed with `SET` after
 //! the first read do not re-optimise it. A view whose SQL calls a function that is not
 //! immutable (`now()`, `random()`) is optimised again for each statement: the optimiser folds
 //! a call such as `now()` into the time the statement started, which a kept plan would keep.
+//!
+//! The rollup's part of a statement is planned physically without the physical optimiser,
+//! whose rules then run once over the whole statement. DataFusion still checks that part's
+//! distribution requirements when planning it, which a join planned as a sort-merge join
+//! (`SET datafusion.optimizer.prefer_hash_join = false`) would fail before the rules add its
+//! repartitioning. No rollup joins today; a test keeps it so.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -25,7 +33,7 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, Result, internal_datafusion_err};
+use datafusion::common::{Column, Result, exec_datafusion_err};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::expr_rewriter::unnormalize_col;
@@ -60,7 +68,7 @@ impl Rollup {
         let plan = view
             .get_logical_plan()
             .map(Cow::into_owned)
-            .ok_or_else(|| internal_datafusion_err!("{name} is not a view"))?;
+            .ok_or_else(|| exec_datafusion_err!("bug: {name} is not a view"))?;
         let plan = LogicalPlanBuilder::from(plan).alias(name)?.build()?;
         let keep = !calls_non_immutable(&plan)?;
         Ok(Self {
@@ -104,6 +112,8 @@ impl TableProvider for Rollup {
 
     /// Filters are applied inside the rollup, exactly, except those that must be evaluated
     /// where the statement wrote them: a volatile call, a subquery or a placeholder.
+    /// (DataFusion keeps volatile filters and subqueries above a scan before it asks; the
+    /// check here does not rely on that.)
     fn supports_filters_pushdown(
         &self,
         filters: &[&Expr],
@@ -142,12 +152,12 @@ impl TableProvider for Rollup {
         let state = session
             .as_any()
             .downcast_ref::<SessionState>()
-            .ok_or_else(|| internal_datafusion_err!("a rollup is read in a SessionState"))?;
+            .ok_or_else(|| exec_datafusion_err!("bug: a rollup is read in a SessionState"))?;
         let optimized = self.optimized(state)?;
         let schema = Arc::clone(optimized.schema());
         let mut plan = LogicalPlanBuilder::from(optimized.into_owned());
-        // The statement qualifies columns by the name it read the rollup under; inside, the
-        // columns are the view's own.
+        // DataFusion passes the filters unqualified already; stripping qualifiers again keeps
+        // them resolving against the view's own columns whatever the caller did.
         if let Some(filter) = conjunction(filters.iter().cloned().map(unnormalize_col)) {
             plan = plan.filter(filter)?;
         }
@@ -253,6 +263,30 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         let second = now_of(&ctx, "SELECT t FROM clock").await;
         assert!(second > first, "{second} after {first}");
+    }
+
+    #[tokio::test]
+    async fn the_first_statement_keeps_the_plan_for_the_next() {
+        let ctx = SessionContext::new();
+        let fixed = Arc::new(rollup(&ctx, "fixed", "CREATE VIEW fixed AS SELECT 1 + 1 AS x").await);
+        ctx.deregister_table("fixed").unwrap();
+        ctx.register_table("fixed", Arc::clone(&fixed) as Arc<dyn TableProvider>)
+            .unwrap();
+        assert!(fixed.optimized.get().is_none());
+        ctx.sql("SELECT x FROM fixed")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let kept = fixed.optimized.get().expect("kept by the first statement") as *const _;
+        ctx.sql("SELECT x FROM fixed WHERE x > 1")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(fixed.optimized.get().unwrap() as *const _, kept);
     }
 
     #[test]
