@@ -43,6 +43,7 @@ pub struct Config {
     pub trending: TrendingConfig,
     pub stories: StoriesConfig,
     pub warehouse: WarehouseConfig,
+    pub ranking: RankingConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,6 +197,37 @@ pub struct EngagementConfig {
     pub affinity_half_life: Duration,
 }
 
+/// How ranking combines its task predictions and where its models live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RankingConfig {
+    /// Folder of the versioned model artifacts `aperture rank train` writes and serving loads
+    /// (the newest accepted one). Default `.aperture/models`.
+    pub models_dir: std::path::PathBuf,
+    /// The final score's weights: score = Σ weight · P(task) + watch weight · E[watch s],
+    /// with P(negative) subtracted by its weight. Defaults: like 1, comment 4, share 6, save 4,
+    /// negative 20, watch 0.05 per second.
+    pub weights: ScoreWeights,
+    /// Days at the end of the warehouse held out for evaluation (train on the days before).
+    /// When the warehouse spans no more than this, the last quarter of its span is held out.
+    /// Default 1.
+    pub holdout_days: u32,
+}
+
+/// Weights of the final score (see [`RankingConfig::weights`]); all at least 0.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ScoreWeights {
+    pub like: f64,
+    pub comment: f64,
+    pub share: f64,
+    pub save: f64,
+    /// Subtracted: a hide or a report costs this many likes.
+    pub negative: f64,
+    /// Per expected second of watch time (videos and reels).
+    pub watch_per_second: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct NotificationsConfig {
@@ -299,6 +331,22 @@ impl Config {
         }
         if self.kafka.producer.queue_max_messages == 0 {
             return fail("kafka.producer.queue-max-messages is 0; it must be at least 1".into());
+        }
+        let w = &self.ranking.weights;
+        for (name, value) in [
+            ("like", w.like),
+            ("comment", w.comment),
+            ("share", w.share),
+            ("save", w.save),
+            ("negative", w.negative),
+            ("watch-per-second", w.watch_per_second),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return fail(format!(
+                    "ranking.weights.{name} is {value}; a weight is a finite number of at least 0 \
+                     (negative feedback is subtracted by its weight)"
+                ));
+            }
         }
         let prefix = &self.redis.key_prefix;
         if !crate::keys::is_valid_prefix(prefix) {

@@ -17,6 +17,8 @@
 //! - [`topics`]: topic names, the partition key and the Kafka-compatible partitioner.
 //! - [`keys`]: the Redis keyspace; every key name is built here, behind a configurable prefix.
 //! - [`state`]: bucket sizes and lifetimes of the derived state, shared by writers and readers.
+//! - [`truth`]: impressions, their engagement labels and the generator's true probabilities,
+//!   shared by the generator and the ranking crate.
 //! - [`warehouse`]: the Parquet warehouse's tables: names, columns, Arrow types and meanings.
 //! - [`config`]: typed configuration with embedded defaults, file and environment overrides.
 
@@ -27,6 +29,7 @@ pub mod extract;
 pub mod keys;
 pub mod state;
 pub mod topics;
+pub mod truth;
 pub mod validate;
 pub mod warehouse;
 
