@@ -538,3 +538,67 @@ fn tiny_and_odd_specs_still_give_valid_events() {
         let _ = Summary::of(&w, &spec).to_string();
     }
 }
+
+#[test]
+fn every_view_has_its_truth_and_outcomes_follow_it() {
+    use aperture_schema::truth::LABEL_WINDOW_MS;
+    let w = mid();
+    let views: Vec<&Envelope> = w
+        .events
+        .iter()
+        .filter(|e| matches!(e.event, Event::View(_)))
+        .collect();
+    assert_eq!(views.len(), w.impressions.len(), "one truth per view");
+    let mut index: HashMap<(u64, u64), usize> = HashMap::new();
+    for (k, (view, truth)) in views.iter().zip(&w.impressions).enumerate() {
+        let Event::View(v) = &view.event else {
+            unreachable!()
+        };
+        assert_eq!(truth.event_id, view.event_id);
+        assert_eq!(
+            (truth.viewer_id, truth.post_id, truth.ts),
+            (view.actor_id, v.post_id, view.ts)
+        );
+        let p = truth.p;
+        for x in [p.like, p.comment, p.share, p.save, p.negative] {
+            assert!(x > 0.0 && x < 1.0, "{}: {p:?}", truth.event_id);
+        }
+        assert_eq!(p.watch_ms.is_some(), v.watch_ms.is_some());
+        // Each account is shown a post once.
+        assert!(index.insert((view.actor_id, v.post_id), k).is_none());
+    }
+    // Every like of a viewed post comes inside the label window of its view; bucketed by
+    // the true probability, the observed like rate rises with it and matches it.
+    let mut liked = vec![false; views.len()];
+    for e in &w.events {
+        if let Event::Like(r) = &e.event
+            && let Some(&k) = index.get(&(e.actor_id, r.post_id))
+        {
+            let gap = e.ts - views[k].ts;
+            assert!(
+                (0..LABEL_WINDOW_MS).contains(&gap),
+                "like {gap} ms after its view"
+            );
+            liked[k] = true;
+        }
+    }
+    let mut buckets = [(0.0f64, 0usize, 0usize); 5];
+    for (t, &l) in w.impressions.iter().zip(&liked) {
+        let b = ((t.p.like * 5.0) as usize).min(4);
+        buckets[b].0 += t.p.like;
+        buckets[b].1 += 1;
+        buckets[b].2 += usize::from(l);
+    }
+    let mut last = -1.0;
+    for (sum, n, hits) in buckets.iter().filter(|b| b.1 >= 500) {
+        let (expected, observed) = (sum / *n as f64, *hits as f64 / *n as f64);
+        assert!(
+            (expected - observed).abs() < 0.03,
+            "expected {expected:.3}, observed {observed:.3} over {n}"
+        );
+        assert!(observed > last);
+        last = observed;
+    }
+    let spread = buckets.iter().filter(|b| b.1 >= 500).count();
+    assert!(spread >= 3, "the truth hardly varies: {buckets:?}");
+}

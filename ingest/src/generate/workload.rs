@@ -26,11 +26,17 @@
 //!    are each used by many distinct accounts inside one hour and never outside it; the steady
 //!    tag (`love`, the head of the Zipf vocabulary) is used all day.
 //! 4. **Engagement.** A post's expected likes grow with its author's follower count, scaled so
-//!    that the mean is [`Spec::likes_per_post`]. Likers are mostly the author's followers (only
-//!    followers for private authors); each liker views the post first; saves, shares, unlikes,
-//!    comments, extra views, hides, reports and profile views follow in fixed proportions, and
-//!    engagement decays exponentially after the post. About 1% of posts are deleted; a few
-//!    engagement events still land after the delete, as real clients send them.
+//!    that the mean is [`Spec::likes_per_post`]; it is shown to `views_per_like` times as many
+//!    accounts, each once: mostly the author's followers (only followers for private authors),
+//!    else the most interested of three random accounts. Every impression is a `view` whose
+//!    outcomes — like, comment, share, save, hide or report, watch time — are drawn from the
+//!    true probabilities of [`super::truth`] (the viewer's latent interest in the post's topic,
+//!    the post's quality, the relationship, the viewer's media-type bias, the post's age, the
+//!    surface), and sent within a few minutes of the view; [`Workload::impressions`] keeps
+//!    those probabilities. Unlikes, unsaves, profile views and the author's replies follow in
+//!    fixed proportions, and engagement decays exponentially after the post. A post's topical
+//!    hashtags name its topic. About 1% of posts are deleted; a few engagement events still
+//!    land after the delete, as real clients send them.
 //! 5. **Stories.** A share of accounts post 3–5 stories a day; followers (or close friends)
 //!    view them within the following hours.
 
@@ -42,12 +48,17 @@ use aperture_schema::event::{
     StoryViewed, Surface, Target, UserCreated, UserUpdated, View,
 };
 use aperture_schema::extract::{MAX_HASHTAGS, extract};
+use aperture_schema::truth::{ImpressionTruth, Probabilities};
 use aperture_schema::{Envelope, Event, WIRE_VERSION};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::weighted::WeightedAliasIndex;
-use rand_distr::{Distribution, LogNormal, Pareto, Poisson, Zipf};
+use rand_distr::{Distribution, LogNormal, Normal, Pareto, Poisson, Zipf};
+
+use super::truth::{
+    self, Context, GENERIC_TAGS, Intercepts, MAX_WATCH_MS, TOPICS, Taste, media_index,
+};
 
 const SECOND: i64 = 1_000;
 const MINUTE: i64 = 60 * SECOND;
@@ -178,6 +189,9 @@ pub struct Workload {
     pub bursts: Vec<Burst>,
     /// User ids of the planted celebrities.
     pub celebrities: Vec<u64>,
+    /// One line per `view` event, in event order: the true engagement probabilities the
+    /// generator drew that impression's outcomes from (see [`super::truth`]).
+    pub impressions: Vec<ImpressionTruth>,
 }
 
 /// The burst tags a spec produces (they depend only on [`Spec::bursts`]).
@@ -197,6 +211,7 @@ pub fn generate(spec: &Spec) -> Workload {
     let mut world = World::new(spec, clock, &mut phase_rng(spec.seed, Phase::Accounts));
     world.create_accounts(&mut out);
     world.build_graph(&mut out, &mut phase_rng(spec.seed, Phase::Graph));
+    world.draw_tastes(&mut phase_rng(spec.seed, Phase::Latent));
     world.social(&mut out, &mut phase_rng(spec.seed, Phase::Social));
     let bursts = world.posts(&mut out, &mut phase_rng(spec.seed, Phase::Posts));
     world.stories(&mut out, &mut phase_rng(spec.seed, Phase::Stories));
@@ -204,8 +219,10 @@ pub fn generate(spec: &Spec) -> Workload {
         .filter(|&u| world.users[u].celebrity)
         .map(|u| user_id(u as u32))
         .collect();
+    let (events, impressions) = out.into_sorted(spec.seed);
     Workload {
-        events: out.into_sorted(spec.seed),
+        events,
+        impressions,
         steady_tag: STEADY_TAG.to_string(),
         burst_tags: bursts.iter().map(|b| b.tag.clone()).collect(),
         bursts,
@@ -221,6 +238,10 @@ enum Phase {
     Social = 3,
     Posts = 4,
     Stories = 5,
+    /// Interests, media biases and close authors.
+    Latent = 6,
+    /// The sample the truth's intercepts are calibrated on.
+    Calibrate = 7,
 }
 
 fn phase_rng(seed: u64, phase: Phase) -> ChaCha8Rng {
@@ -275,6 +296,17 @@ impl Clock {
 /// in their final order.
 struct Out {
     records: Vec<Record>,
+    /// The truth of each view, by the index of its record.
+    truth: Vec<Pending>,
+}
+
+/// An impression's truth before its view has an event id.
+struct Pending {
+    record: usize,
+    viewer: u32,
+    post: u64,
+    ts: i64,
+    p: Probabilities,
 }
 
 struct Record {
@@ -384,6 +416,7 @@ impl Out {
         let estimate = (f64::from(spec.users) * per_user).min(10_000_000.0) as usize;
         Out {
             records: Vec::with_capacity(estimate),
+            truth: Vec::new(),
         }
     }
 
@@ -403,14 +436,34 @@ impl Out {
         self.push(actor, ts, Raw::Post(verb, post.id, post.author));
     }
 
+    /// A view, with the probabilities its outcomes are drawn from.
+    fn view(&mut self, viewer: u32, ts: i64, view: Raw, p: Probabilities) {
+        let post = match &view {
+            Raw::View { post, .. } => *post,
+            _ => unreachable!("only views carry a truth"),
+        };
+        self.truth.push(Pending {
+            record: self.records.len(),
+            viewer,
+            post,
+            ts,
+            p,
+        });
+        self.push(viewer, ts, view);
+    }
+
     /// Sorts by `ts` (ties in generation order), builds the envelopes and numbers them in that
-    /// order.
-    fn into_sorted(self, seed: u64) -> Vec<Envelope> {
+    /// order; the views' truths come back in the same order, with their views' event ids.
+    fn into_sorted(self, seed: u64) -> (Vec<Envelope>, Vec<ImpressionTruth>) {
         let ts: Vec<i64> = self.records.iter().map(|r| r.ts).collect();
         let order = order_by_ts(&ts);
+        let mut position = vec![0usize; order.len()];
+        for (k, &i) in order.iter().enumerate() {
+            position[i] = k;
+        }
         let mut slots: Vec<Option<Record>> = self.records.into_iter().map(Some).collect();
         let mut ids = EventIds::new(seed);
-        order
+        let events: Vec<Envelope> = order
             .iter()
             .map(|&i| {
                 // `order` is a permutation: each slot is taken exactly once.
@@ -425,7 +478,20 @@ impl Out {
                     event: r.raw.into_event(),
                 }
             })
-            .collect()
+            .collect();
+        let mut truth = self.truth;
+        truth.sort_by_key(|t| position[t.record]);
+        let impressions = truth
+            .into_iter()
+            .map(|t| ImpressionTruth {
+                event_id: events[position[t.record]].event_id.clone(),
+                viewer_id: user_id(t.viewer),
+                post_id: t.post,
+                ts: t.ts,
+                p: t.p,
+            })
+            .collect();
+        (events, impressions)
     }
 }
 
@@ -598,6 +664,8 @@ struct World<'a> {
     /// `followees[u]`: every account `u` follows (actively, at some point).
     followees: Vec<Vec<u32>>,
     close_friends: Vec<Vec<CloseFriend>>,
+    /// Each account's latent tastes ([`World::draw_tastes`]).
+    tastes: Vec<Taste>,
 }
 
 const FIRST_NAMES: [&str; 48] = [
@@ -732,7 +800,34 @@ impl<'a> World<'a> {
             followers: vec![Vec::new(); n],
             followees: vec![Vec::new(); n],
             close_friends: (0..n).map(|_| Vec::new()).collect(),
+            tastes: Vec::new(),
         }
+    }
+
+    /// Interests, media biases and close authors (see [`super::truth`]); after the graph,
+    /// since close authors are chosen among the accounts one follows.
+    fn draw_tastes(&mut self, rng: &mut ChaCha8Rng) {
+        let bias = Normal::new(0.0, 0.5).expect("constant parameters are valid");
+        self.tastes = (0..self.n())
+            .map(|u| {
+                let first = rng.random_range(0..TOPICS as u8);
+                let second = (first + rng.random_range(1..TOPICS as u8)) % TOPICS as u8;
+                let media_bias = [(); 4].map(|_| bias.sample(rng) as f32);
+                let followees = &self.followees[u];
+                let k = rng.random_range(0..=3usize).min(followees.len());
+                let mut close: Vec<u32> = rand::seq::index::sample(rng, followees.len(), k)
+                    .into_iter()
+                    .map(|j| followees[j])
+                    .collect();
+                close.sort_unstable();
+                close.dedup();
+                Taste {
+                    topics: [first, second],
+                    media_bias,
+                    close,
+                }
+            })
+            .collect();
     }
 
     fn n(&self) -> usize {
@@ -1039,10 +1134,11 @@ impl<'a> World<'a> {
         let caps: Vec<f64> = plans.iter().map(|p| self.like_cap(p.author)).collect();
         let expected = normalise(&raw, &caps, self.spec.likes_per_post.max(0.0));
 
+        let intercepts = self.calibrate(&plans, &expected);
         let dists = Dists::new();
         let mut mark = vec![0u32; n];
         let mut next_comment = COMMENT_ID_BASE + 1;
-        let mut likers = Vec::new();
+        let views_per_like = self.spec.views_per_like.max(0.0);
         for (k, plan) in plans.into_iter().enumerate() {
             let post = self.emit_post(out, rng, plan, POST_ID_BASE + 1 + k as u64);
             if n >= 2 {
@@ -1051,16 +1147,131 @@ impl<'a> World<'a> {
                     out: &mut *out,
                     rng: &mut *rng,
                     dists: &dists,
+                    intercepts: &intercepts,
                     post: &post,
                     mark: &mut mark,
                     stamp: k as u32 + 1,
-                    likers: &mut likers,
                     next_comment: &mut next_comment,
                 };
-                e.run(expected[k]);
+                e.run(expected[k] * views_per_like);
             }
         }
         bursts
+    }
+
+    /// The intercepts of the truth ([`truth::calibrate`]), on a sample of impressions drawn
+    /// the way [`Engagement`] draws them (posts in proportion to their expected views), so
+    /// that a view is liked with probability `1 / views_per_like` on average and a post gets
+    /// `comments_per_post` comments (replies included).
+    fn calibrate(&self, plans: &[PostPlan], expected: &[f64]) -> Intercepts {
+        let spec = self.spec;
+        let like = if spec.views_per_like > 0.0 {
+            1.0 / spec.views_per_like
+        } else {
+            0.0
+        };
+        let views_per_post = spec.likes_per_post * spec.views_per_like;
+        // One comment in eleven is the author's reply.
+        let comment = if views_per_post > 0.0 {
+            spec.comments_per_post.max(0.0) / views_per_post / 1.1
+        } else {
+            0.0
+        };
+        let targets = [like, comment, like * 0.02, like * 0.05, 0.006];
+        let mut rng = phase_rng(spec.seed, Phase::Calibrate);
+        let mut sample = Vec::new();
+        let n = self.n();
+        if n >= 2
+            && let Ok(posts) = WeightedAliasIndex::new(expected.to_vec())
+        {
+            for _ in 0..4_000 {
+                let plan = &plans[posts.sample(&mut rng)];
+                let restricted = self.users[plan.author as usize].private_since.is_some();
+                let Some(viewer) = self.pick_viewer(&mut rng, plan.author, restricted, plan.topic)
+                else {
+                    continue;
+                };
+                let seen = after_within(
+                    &mut rng,
+                    plan.ts,
+                    ENGAGE_MEAN,
+                    self.clock.engage_end(plan.ts),
+                );
+                let surface = surface(&mut rng, plan.media_type, true, viewer.follower);
+                sample.push(self.context(
+                    &viewer,
+                    plan.author,
+                    plan.topic,
+                    plan.quality,
+                    plan.media_type,
+                    plan.ts,
+                    seen,
+                    surface,
+                ));
+            }
+        }
+        truth::calibrate(&sample, targets)
+    }
+
+    /// Someone to be shown a post of `author` about `topic`: mostly a follower of the author
+    /// (only followers when the author is private), else the most interested of three
+    /// accounts drawn at random, as Explore would pick.
+    fn pick_viewer(
+        &self,
+        rng: &mut ChaCha8Rng,
+        author: u32,
+        restricted: bool,
+        topic: u8,
+    ) -> Option<Viewer> {
+        let followers = &self.followers[author as usize];
+        if restricted || (!followers.is_empty() && rng.random_bool(0.75)) {
+            followers.choose(rng).map(|&(user, since)| Viewer {
+                user,
+                follower: true,
+                since: Some(since),
+            })
+        } else {
+            let n = self.n();
+            let mut best = other_user(rng, n, author);
+            for _ in 0..2 {
+                let other = other_user(rng, n, author);
+                if self.tastes[other as usize].interest(topic)
+                    > self.tastes[best as usize].interest(topic)
+                {
+                    best = other;
+                }
+            }
+            Some(Viewer {
+                user: best,
+                follower: false,
+                since: None,
+            })
+        }
+    }
+
+    /// What the truth needs to know about `viewer` seeing a post at `seen`.
+    #[allow(clippy::too_many_arguments)]
+    fn context(
+        &self,
+        viewer: &Viewer,
+        author: u32,
+        topic: u8,
+        quality: f64,
+        media: MediaType,
+        posted: i64,
+        seen: i64,
+        surface: Surface,
+    ) -> Context {
+        let taste = &self.tastes[viewer.user as usize];
+        Context {
+            matched: taste.interest(topic),
+            quality,
+            follows: viewer.since.is_some_and(|since| since <= seen),
+            close: taste.is_close(author),
+            media_bias: f64::from(taste.media_bias[media_index(media)]),
+            age_ms: seen - posted,
+            surface,
+        }
     }
 
     /// The most likes a post by `author` may get: most of its possible audience.
@@ -1071,6 +1282,16 @@ impl<'a> World<'a> {
             self.n().saturating_sub(1)
         };
         (pool as f64 * 0.7).ceil()
+    }
+
+    /// The most views a post by `author` may get: nearly all of its possible audience.
+    fn view_cap(&self, author: u32) -> u64 {
+        let pool = if self.users[author as usize].private_since.is_some() {
+            self.followers[author as usize].len()
+        } else {
+            self.n().saturating_sub(1)
+        };
+        (pool as f64 * 0.9) as u64
     }
 
     fn plan_post(
@@ -1102,10 +1323,17 @@ impl<'a> World<'a> {
             }
             None => *TAG_COUNTS.choose(rng).expect("the list is not empty"),
         };
+        // Mostly about what the author cares about most.
+        let topic = if rng.random_bool(0.7) {
+            self.tastes[author as usize].topics[0]
+        } else {
+            rng.random_range(0..TOPICS as u8)
+        };
+        let quality = rng.sample::<f64, _>(rand_distr::StandardNormal);
         let mut tries = 0;
         while tags.len() < tag_count.min(MAX_HASHTAGS) && tries < 200 {
             tries += 1;
-            let tag = vocab.sample(rng);
+            let tag = vocab.sample_in(rng, topic);
             if !tags.iter().any(|t| t == tag) {
                 tags.push(tag.to_string());
             }
@@ -1191,6 +1419,8 @@ impl<'a> World<'a> {
         PostPlan {
             author,
             ts,
+            topic,
+            quality,
             media_type,
             media_count,
             caption,
@@ -1243,6 +1473,8 @@ impl<'a> World<'a> {
             id,
             author: plan.author,
             ts: plan.ts,
+            topic: plan.topic,
+            quality: plan.quality,
             media_type: plan.media_type,
             video_ms: plan.video_ms,
             has_tags,
@@ -1354,6 +1586,9 @@ const ENGAGE_MEAN: i64 = 2 * HOUR;
 struct PostPlan {
     author: u32,
     ts: i64,
+    /// Latent: what the post is about, and how good it is.
+    topic: u8,
+    quality: f64,
     media_type: MediaType,
     media_count: usize,
     caption: String,
@@ -1367,6 +1602,8 @@ struct Posted {
     id: u64,
     author: u32,
     ts: i64,
+    topic: u8,
+    quality: f64,
     media_type: MediaType,
     video_ms: u32,
     has_tags: bool,
@@ -1389,52 +1626,82 @@ impl Dists {
     }
 }
 
-/// The engagement one post draws.
+/// An account picked to be shown a post.
+struct Viewer {
+    user: u32,
+    /// Picked among the author's followers.
+    follower: bool,
+    /// When the follow became active, for a follower.
+    since: Option<i64>,
+}
+
+/// The surface a post is shown on: feeds for followers, Explore, hashtag pages and Reels for
+/// the others, profiles for both.
+fn surface(rng: &mut ChaCha8Rng, media: MediaType, has_tags: bool, follower: bool) -> Surface {
+    let reel = media == MediaType::Reel;
+    let roll = rng.random_range(0..100);
+    match (follower, reel) {
+        (true, false) => match roll {
+            0..85 => Surface::Feed,
+            _ => Surface::Profile,
+        },
+        (true, true) => match roll {
+            0..50 => Surface::Reels,
+            50..90 => Surface::Feed,
+            _ => Surface::Profile,
+        },
+        (false, false) => match roll {
+            0..60 => Surface::Explore,
+            60..85 if has_tags => Surface::Hashtag,
+            60..85 => Surface::Explore,
+            _ => Surface::Profile,
+        },
+        (false, true) => match roll {
+            0..70 => Surface::Reels,
+            70..90 => Surface::Explore,
+            90..95 if has_tags => Surface::Hashtag,
+            _ => Surface::Profile,
+        },
+    }
+}
+
+/// The engagement one post draws: impressions, each with outcomes drawn from its truth.
 struct Engagement<'w, 'o> {
     world: &'o World<'w>,
     out: &'o mut Out,
     rng: &'o mut ChaCha8Rng,
     dists: &'o Dists,
+    intercepts: &'o Intercepts,
     post: &'o Posted,
-    /// `mark[u] == stamp`: `u` already liked this post.
+    /// `mark[u] == stamp`: `u` was already shown this post.
     mark: &'o mut [u32],
     stamp: u32,
-    likers: &'o mut Vec<u32>,
     next_comment: &'o mut u64,
 }
 
 impl Engagement<'_, '_> {
-    fn run(&mut self, expected_likes: f64) {
-        let cap = self.world.like_cap(self.post.author) as u64;
-        let target = poisson(self.rng, expected_likes).min(cap) as usize;
-        self.likes(target);
-        let likes = self.likers.len() as f64;
-        let extra = (self.world.spec.views_per_like - 1.0).max(0.0);
-        let views = poisson(self.rng, likes * extra);
-        for _ in 0..views {
-            self.extra_view();
-        }
-        let spec = self.world.spec;
-        let comment_rate = if spec.likes_per_post > 0.0 {
-            spec.comments_per_post.max(0.0) / spec.likes_per_post
-        } else {
-            0.0
-        };
-        let comments = poisson(self.rng, likes * comment_rate);
-        for _ in 0..comments {
-            self.comment();
-        }
-    }
-
-    /// Someone to engage with the post: mostly followers of the author (only followers when
-    /// the author is private), else anyone. The flag says whether they came from the followers.
-    fn pick(&mut self) -> Option<(u32, bool)> {
-        let followers = &self.world.followers[self.post.author as usize];
-        if self.post.restricted || (!followers.is_empty() && self.rng.random_bool(0.75)) {
-            followers.choose(self.rng).map(|&(f, _)| (f, true))
-        } else {
-            let n = self.world.n();
-            Some((other_user(self.rng, n, self.post.author), false))
+    /// About `expected_views` impressions, each by a different account.
+    fn run(&mut self, expected_views: f64) {
+        let cap = self.world.view_cap(self.post.author);
+        let target = poisson(self.rng, expected_views).min(cap) as usize;
+        let mut done = 0;
+        let mut tries = 0;
+        while done < target && tries < target * 3 + 10 {
+            tries += 1;
+            let Some(viewer) = self.world.pick_viewer(
+                self.rng,
+                self.post.author,
+                self.post.restricted,
+                self.post.topic,
+            ) else {
+                break;
+            };
+            if self.mark[viewer.user as usize] == self.stamp {
+                continue;
+            }
+            self.mark[viewer.user as usize] = self.stamp;
+            done += 1;
+            self.impression(&viewer);
         }
     }
 
@@ -1444,190 +1711,138 @@ impl Engagement<'_, '_> {
         self.post.deleted.is_some_and(|d| ts > d) && self.rng.random_bool(0.9)
     }
 
-    fn surface(&mut self, follower: bool) -> Surface {
-        let reel = self.post.media_type == MediaType::Reel;
-        let roll = self.rng.random_range(0..100);
-        match (follower, reel) {
-            (true, false) => match roll {
-                0..85 => Surface::Feed,
-                _ => Surface::Profile,
-            },
-            (true, true) => match roll {
-                0..50 => Surface::Reels,
-                50..90 => Surface::Feed,
-                _ => Surface::Profile,
-            },
-            (false, false) => match roll {
-                0..60 => Surface::Explore,
-                60..85 if self.post.has_tags => Surface::Hashtag,
-                60..85 => Surface::Explore,
-                _ => Surface::Profile,
-            },
-            (false, true) => match roll {
-                0..70 => Surface::Reels,
-                70..90 => Surface::Explore,
-                90..95 if self.post.has_tags => Surface::Hashtag,
-                _ => Surface::Profile,
-            },
-        }
-    }
-
-    /// Sends a view at `at`; returns its dwell time.
-    fn view(&mut self, viewer: u32, at: i64, follower: bool, engaged: bool) -> i64 {
-        let mut dwell = self.dists.dwell.sample(self.rng);
-        if self.post.media_type.is_video() {
-            dwell *= 3.0;
-        }
-        if engaged {
-            dwell *= 1.5;
-        }
-        // At most five minutes: far below both `u32::MAX` and the one-day limit of a view.
-        let dwell = (dwell as u32).clamp(200, 5 * MINUTE as u32);
-        let watch_ms = self.post.media_type.is_video().then(|| {
-            let watched = (f64::from(dwell) * self.rng.random_range(0.5..1.0)) as u32;
-            watched.min(self.post.video_ms.saturating_mul(3))
-        });
-        let surface = self.surface(follower);
-        let raw = Raw::View {
-            post: self.post.id,
-            author: self.post.author,
-            surface,
-            dwell_ms: dwell,
-            watch_ms,
-        };
-        self.out.push(viewer, at, raw);
-        i64::from(dwell)
-    }
-
-    fn likes(&mut self, target: usize) {
-        self.likers.clear();
-        let end = self.world.clock.end;
-        let mut done = 0;
-        let mut tries = 0;
-        while done < target && tries < target * 3 + 10 {
-            tries += 1;
-            let Some((u, follower)) = self.pick() else {
-                break;
-            };
-            if self.mark[u as usize] == self.stamp {
-                continue;
-            }
-            self.mark[u as usize] = self.stamp;
-            done += 1;
-            let seen = after_within(
-                self.rng,
-                self.post.ts,
-                ENGAGE_MEAN,
-                self.world.clock.engage_end(self.post.ts),
-            );
-            if self.gone(seen) {
-                continue;
-            }
-            self.likers.push(u);
-            let dwell = self.view(u, seen, follower, true);
-            let liked = seen + dwell + 1;
-            self.out.post(u, liked, PostVerb::Like, self.post);
-            if self.rng.random_bool(0.05) {
-                let saved = liked + self.rng.random_range(SECOND..30 * SECOND);
-                self.out.post(u, saved, PostVerb::Save, self.post);
-                if self.rng.random_bool(0.1)
-                    && let Some(at) = after_or_never(self.rng, saved, 4 * HOUR, end)
-                {
-                    self.out.post(u, at, PostVerb::Unsave, self.post);
-                }
-            }
-            if self.rng.random_bool(0.02) {
-                let shared = liked + self.rng.random_range(SECOND..2 * MINUTE);
-                let to_id = self
-                    .rng
-                    .random_bool(0.6)
-                    .then(|| user_id(other_user(self.rng, self.world.n(), u)));
-                self.out.emit(
-                    u,
-                    shared,
-                    Event::Share(Share {
-                        post_id: self.post.id,
-                        author_id: user_id(self.post.author),
-                        to_id,
-                    }),
-                );
-            }
-            if self.rng.random_bool(0.03)
-                && let Some(at) = after_or_never(self.rng, liked, 2 * HOUR, end)
-            {
-                self.out.post(u, at, PostVerb::Unlike, self.post);
-            }
-        }
-    }
-
-    /// A view by someone who does not like the post; sometimes negative feedback.
-    fn extra_view(&mut self) {
-        let Some((u, follower)) = self.pick() else {
-            return;
-        };
-        let clock = self.world.clock;
+    /// One impression: the view, then what the viewer does about it, each outcome drawn from
+    /// the impression's true probabilities and sent within a few minutes of the view (well
+    /// inside the label window).
+    fn impression(&mut self, viewer: &Viewer) {
+        let post = self.post;
         let seen = after_within(
             self.rng,
-            self.post.ts,
+            post.ts,
             ENGAGE_MEAN,
-            clock.engage_end(self.post.ts),
+            self.world.clock.engage_end(post.ts),
         );
         if self.gone(seen) {
             return;
         }
-        let dwell = self.view(u, seen, follower, false);
-        let after = seen + dwell + 1;
-        let author = self.post.author;
-        if !follower && self.rng.random_bool(0.004) {
-            let surface = self.surface(false);
+        let shown_on = surface(self.rng, post.media_type, post.has_tags, viewer.follower);
+        let context = self.world.context(
+            viewer,
+            post.author,
+            post.topic,
+            post.quality,
+            post.media_type,
+            post.ts,
+            seen,
+            shown_on,
+        );
+        let p = truth::probabilities(&context, self.intercepts, post.media_type, post.video_ms);
+        let liked = self.rng.random_bool(p.like);
+        let commented = self.rng.random_bool(p.comment);
+        let shared = self.rng.random_bool(p.share);
+        let saved = self.rng.random_bool(p.save);
+        let negative = self.rng.random_bool(p.negative);
+
+        let glance = self.dists.dwell.sample(self.rng);
+        let watch_ms = p
+            .watch_ms
+            .map(|w| (w * self.rng.random_range(0.5..1.5)) as u32);
+        let dwell = match watch_ms {
+            Some(w) => f64::from(w) + glance * 0.3,
+            None if liked => glance * 1.5,
+            None => glance,
+        };
+        // At most five minutes: far below both `u32::MAX` and the one-day limit of a view.
+        let dwell = (dwell as u32).clamp(200, MAX_WATCH_MS as u32);
+        let u = viewer.user;
+        self.out.view(
+            u,
+            seen,
+            Raw::View {
+                post: post.id,
+                author: post.author,
+                surface: shown_on,
+                dwell_ms: dwell,
+                watch_ms,
+            },
+            p,
+        );
+        let after = seen + i64::from(dwell) + 1;
+        let end = self.world.clock.end;
+        if liked {
+            self.out.post(u, after, PostVerb::Like, post);
+            if self.rng.random_bool(0.03)
+                && let Some(at) = after_or_never(self.rng, after, 2 * HOUR, end)
+            {
+                self.out.post(u, at, PostVerb::Unlike, post);
+            }
+        }
+        if saved {
+            let at = after + self.rng.random_range(SECOND..30 * SECOND);
+            self.out.post(u, at, PostVerb::Save, post);
+            if self.rng.random_bool(0.1)
+                && let Some(later) = after_or_never(self.rng, at, 4 * HOUR, end)
+            {
+                self.out.post(u, later, PostVerb::Unsave, post);
+            }
+        }
+        if shared {
+            let at = after + self.rng.random_range(SECOND..2 * MINUTE);
+            let to_id = self
+                .rng
+                .random_bool(0.6)
+                .then(|| user_id(other_user(self.rng, self.world.n(), u)));
             self.out.emit(
                 u,
-                after,
-                Event::Hide(Hide {
-                    post_id: self.post.id,
-                    author_id: user_id(author),
-                    surface,
+                at,
+                Event::Share(Share {
+                    post_id: post.id,
+                    author_id: user_id(post.author),
+                    to_id,
                 }),
             );
         }
-        if !follower && self.rng.random_bool(0.0008) {
-            let reason = *REPORT_REASONS
-                .choose(self.rng)
-                .expect("the list is not empty");
-            self.out.emit(
-                u,
-                after + 1,
-                Event::Report(Report {
-                    post_id: self.post.id,
-                    author_id: user_id(author),
-                    reason,
-                }),
-            );
+        if commented {
+            let at = after + self.rng.random_range(5 * SECOND..2 * MINUTE);
+            self.comment(u, at);
+        }
+        if negative {
+            let author_id = user_id(post.author);
+            if self.rng.random_bool(0.85) {
+                let on = surface(self.rng, post.media_type, post.has_tags, viewer.follower);
+                self.out.emit(
+                    u,
+                    after,
+                    Event::Hide(Hide {
+                        post_id: post.id,
+                        author_id,
+                        surface: on,
+                    }),
+                );
+            } else {
+                let reason = *REPORT_REASONS
+                    .choose(self.rng)
+                    .expect("the list is not empty");
+                self.out.emit(
+                    u,
+                    after + 1,
+                    Event::Report(Report {
+                        post_id: post.id,
+                        author_id,
+                        reason,
+                    }),
+                );
+            }
         }
         if self.rng.random_bool(0.03) {
-            self.out.user(u, after + 2, UserVerb::ProfileView, author);
+            self.out
+                .user(u, after + 2, UserVerb::ProfileView, post.author);
         }
     }
 
-    /// A comment, mostly by a liker; sometimes deleted, sometimes answered by the author.
-    fn comment(&mut self) {
-        let commenter = match self.likers.choose(self.rng) {
-            Some(&l) if self.rng.random_bool(0.7) => l,
-            _ => match self.pick() {
-                Some((u, _)) => u,
-                None => return,
-            },
-        };
+    /// A comment by `commenter` at `at`; sometimes deleted, sometimes answered by the author.
+    fn comment(&mut self, commenter: u32, at: i64) {
         let clock = self.world.clock;
-        let at = after_within(
-            self.rng,
-            self.post.ts,
-            ENGAGE_MEAN,
-            clock.engage_end(self.post.ts),
-        );
-        if self.gone(at) {
-            return;
-        }
         let author = self.post.author;
         let users = &self.world.users;
         let mut text = String::new();
@@ -1725,10 +1940,22 @@ impl Vocabulary {
         Vocabulary { tags, zipf }
     }
 
-    fn sample(&self, rng: &mut ChaCha8Rng) -> &str {
+    /// A tag for a post about `topic`: a Zipf draw by rank; a topical tag (past the
+    /// [`GENERIC_TAGS`] head) is swapped for the tag of the same block of [`TOPICS`] ranks that
+    /// belongs to `topic`, so every tag keeps about its Zipf frequency while a post's topical
+    /// tags all name its topic. Rank `GENERIC_TAGS + j` belongs to topic `j % TOPICS`.
+    fn sample_in(&self, rng: &mut ChaCha8Rng, topic: u8) -> &str {
         // Zipf samples integers in [1, len] as floats.
-        let rank = self.zipf.sample(rng) as usize;
-        &self.tags[rank.clamp(1, self.tags.len()) - 1]
+        let index = self.zipf.sample(rng) as usize;
+        let mut index = index.clamp(1, self.tags.len()) - 1;
+        if index >= GENERIC_TAGS {
+            let j = index - GENERIC_TAGS;
+            let swapped = GENERIC_TAGS + j - j % TOPICS + usize::from(topic);
+            if swapped < self.tags.len() {
+                index = swapped;
+            }
+        }
+        &self.tags[index]
     }
 }
 
