@@ -10,6 +10,8 @@
 //! - [`rows`]: events into sorted Arrow batches, with the table definitions of
 //!   `aperture_schema::warehouse`. [`files`]: writing and reading the Parquet files.
 //! - [`sink`]: the consume loop and its commit. [`compact`]: merging small files.
+//! - [`replay`]: the tables read back as the events they were written from, in event-time
+//!   order.
 //! - [`sql`]: the DataFusion catalog, the rollup views, output formats, the shell and the
 //!   data dictionary.
 //! - [`object`]: roots on object storage (`s3://bucket/prefix`), where the same protocol runs on
@@ -67,6 +69,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod object;
 pub mod recover;
+pub mod replay;
 pub mod rows;
 pub mod sink;
 pub mod sql;
