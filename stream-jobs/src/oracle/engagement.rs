@@ -113,6 +113,20 @@ impl Engagement {
         out
     }
 
+    /// The viewer's preference points per post they engaged with (the points `content_pref`
+    /// sums by media type), for features that sum them another way (by hashtag).
+    pub fn points_of(&self, user: u64) -> impl Iterator<Item = (u64, i64)> + '_ {
+        self.points
+            .range((user, 0)..=(user, u64::MAX))
+            .map(|(&(_, post), &p)| (post, p))
+    }
+
+    /// Affinity of `viewer` to `author` as it reads at `at_ms` (the stored sum decayed to then).
+    pub fn affinity_at(&self, viewer: u64, author: u64, at_ms: i64) -> f64 {
+        let sum = self.affinity.get(&(viewer, author)).copied().unwrap_or(0.0);
+        sum * 2f64.powf(-((at_ms - AFFINITY_EPOCH_MS) as f64) / self.half_life_ms)
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn interaction(
         &mut self,
