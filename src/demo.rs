@@ -152,6 +152,7 @@ pub async fn run(
     show_feed(&read_url, &token, viewer).await?;
     show_trending(&read_url).await?;
     show_warehouse(config).await?;
+    show_ranking(config, &workload).await?;
     println!(
         "\ntry it:\n  curl -s -H 'authorization: Bearer {token}' '{read_url}/v1/feed?limit=5'\n  \
          curl -s -H 'authorization: Bearer {token}' {read_url}/v1/users/{viewer}\n  \
@@ -228,6 +229,45 @@ async fn show_warehouse(config: &Config) -> anyhow::Result<()> {
         "more: aperture sql   (a shell; tables users, follows, posts, likes, views, … and \
          the rollups creator_daily, creator_top_posts, hashtag_daily, follower_growth, post_likes)"
     );
+    Ok(())
+}
+
+/// Trains a ranking model on the warehouse and prints its offline table, with the generator's
+/// truth as the ceiling when it covers the held-out impressions (a warehouse that also holds
+/// earlier runs' workloads is evaluated without it).
+async fn show_ranking(config: &Config, workload: &generate::Workload) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let events = aperture_warehouse::replay::events(&config.warehouse.root)
+        .await
+        .context("while reading the warehouse back for training")?;
+    let truth: std::collections::HashMap<_, _> = workload
+        .impressions
+        .iter()
+        .map(|t| (t.event_id.clone(), t.p))
+        .collect();
+    let artifact = match aperture_ranking::train(&events, Some(&truth), config) {
+        Err(aperture_ranking::RankError::Eval(aperture_ranking::eval::EvalError::Truth {
+            ..
+        })) => aperture_ranking::train(&events, None, config)?,
+        other => other?,
+    };
+    let path = artifact.save(&config.ranking.models_dir)?;
+    println!(
+        "\nranking model {} trained on {} impressions of the warehouse in {:.1?} ({}), \
+         written to {}; its offline table on the held-out end (aperture rank eval):",
+        artifact.version,
+        artifact.train.impressions,
+        started.elapsed(),
+        if artifact.accepted {
+            "accepted"
+        } else {
+            "not accepted"
+        },
+        path.display()
+    );
+    if let Some(report) = &artifact.metrics {
+        print!("{report}");
+    }
     Ok(())
 }
 

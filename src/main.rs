@@ -63,6 +63,35 @@ enum Command {
     Warehouse(WarehouseCommand),
     /// SQL over the warehouse (DataFusion): one query, or an interactive shell without one.
     Sql(SqlArgs),
+    /// Ranking models: train one on the warehouse, or print a model's offline table.
+    #[command(subcommand)]
+    Rank(RankCommand),
+}
+
+/// `aperture rank …`: thin wiring into `aperture_ranking`.
+#[derive(Debug, Subcommand)]
+enum RankCommand {
+    /// Train the multi-task model on the warehouse (all but the last `ranking.holdout-days`),
+    /// print its offline table on the held-out days and write it to `ranking.models-dir`,
+    /// accepted when it beats every baseline on every task's AUC.
+    Train(RankArgs),
+    /// Print the offline table of a model (the newest accepted one unless --model) on the
+    /// warehouse's held-out days.
+    Eval {
+        #[command(flatten)]
+        args: RankArgs,
+        /// The artifact to evaluate.
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct RankArgs {
+    /// The generator's truth for the warehouse's workload (`aperture generate --truth`): adds
+    /// the ceiling to the table.
+    #[arg(long)]
+    truth: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +167,11 @@ struct GenerateArgs {
     /// Concurrent HTTP connections (each owns a fixed set of actors, keeping their order).
     #[arg(long, default_value_t = 4)]
     lanes: usize,
+    /// Also write the generator's truth, one line per `view` event (its true engagement
+    /// probabilities, `aperture_schema::truth`), as NDJSON to this file: the ceiling of
+    /// `aperture rank train --truth`.
+    #[arg(long)]
+    truth: Option<PathBuf>,
     /// Do not print the summary statistics.
     #[arg(long)]
     quiet: bool,
@@ -198,8 +232,64 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Command::Warehouse(command) => warehouse_cmd(&config, command).await,
             Command::Sql(args) => sql_cmd(&config, args).await,
+            Command::Rank(command) => rank_cmd(&config, command).await,
         }
     })
+}
+
+async fn rank_cmd(config: &Config, command: RankCommand) -> anyhow::Result<()> {
+    let root = &config.warehouse.root;
+    let args = match &command {
+        RankCommand::Train(args) | RankCommand::Eval { args, .. } => args,
+    };
+    let truth = match &args.truth {
+        Some(path) => Some(aperture_ranking::read_truth(path)?),
+        None => None,
+    };
+    let events = aperture_warehouse::replay::events(root)
+        .await
+        .with_context(|| format!("while reading the warehouse at {}", root.display()))?;
+    let dir = &config.ranking.models_dir;
+    match command {
+        RankCommand::Train(_) => {
+            let started = std::time::Instant::now();
+            let artifact = aperture_ranking::train(&events, truth.as_ref(), config)?;
+            let path = artifact.save(dir)?;
+            if let Some(report) = &artifact.metrics {
+                println!("{report}");
+            }
+            println!(
+                "model {} trained on {} impressions in {:.1?}: {}; written to {}",
+                artifact.version,
+                artifact.train.impressions,
+                started.elapsed(),
+                if artifact.accepted {
+                    "accepted (beats every baseline on every task's AUC)"
+                } else {
+                    "NOT accepted (a baseline matches it on some task's AUC)"
+                },
+                path.display()
+            );
+        }
+        RankCommand::Eval { model, .. } => {
+            let (path, artifact) = match model {
+                Some(path) => {
+                    let a = aperture_ranking::Artifact::load(&path)?;
+                    (path, a)
+                }
+                None => aperture_ranking::model::newest_accepted(dir)?.with_context(|| {
+                    format!(
+                        "no accepted model in {}; run `aperture rank train` first",
+                        dir.display()
+                    )
+                })?,
+            };
+            let report = aperture_ranking::evaluate(&events, &artifact, truth.as_ref(), config)?;
+            println!("model {} ({})", artifact.version, path.display());
+            println!("{report}");
+        }
+    }
+    Ok(())
 }
 
 async fn generate_cmd(config: &Config, args: GenerateArgs) -> anyhow::Result<()> {
@@ -216,6 +306,16 @@ async fn generate_cmd(config: &Config, args: GenerateArgs) -> anyhow::Result<()>
     if !args.quiet {
         eprintln!("{}", Summary::of(&workload, &spec));
         eprintln!("generated in {:.2?}", generated_in);
+    }
+    if let Some(path) = &args.truth {
+        let io = || format!("while writing the truth to {}", path.display());
+        let file = std::fs::File::create(path).with_context(io)?;
+        let mut out = std::io::BufWriter::new(file);
+        for t in &workload.impressions {
+            serde_json::to_writer(&mut out, t).with_context(io)?;
+            std::io::Write::write_all(&mut out, b"\n").with_context(io)?;
+        }
+        std::io::Write::flush(&mut out).with_context(io)?;
     }
     let n = workload.events.len() as u64;
     match args.to {
