@@ -178,6 +178,9 @@ mod tests {
             posts.push(post(&[a[i % 4], a[(i + 1) % 4], "love"]));
             posts.push(post(&[b[(i + 2) % 4], b[(i + 3) % 4]]));
             posts.push(post(&["love", "me"][..1 + i % 2]));
+            // Posts about nothing in particular: with them, a pair that meets on a quarter of
+            // a topic's posts is well above chance.
+            posts.push(post(&["ootd"]));
         }
         let topics = Topics::learn(posts.iter().map(Vec::as_slice));
         assert_eq!(topics.count, 2, "{topics:?}");
