@@ -3,12 +3,190 @@
 //! serving.
 //!
 //! [`Inputs`] are raw counts and flags with the meaning the jobs give them (see the engagement
-//! and graph jobs' module docs): offline they are read from a replay of the warehouse
-//! ([`crate::offline`]), online from the same state in Redis. Everything a model sees passes
-//! through [`vector`], so a transform changed here changes both sides at once.
+//! and graph jobs' module docs). Both sides read the same state — a [`Viewer`], a [`Post`], its
+//! [`Author`] and the [`Pair`] between them — offline from a replay of the warehouse
+//! ([`crate::offline`]), online from Redis (the serving crate's reader), and [`assemble`] turns
+//! it into inputs; everything a model sees then passes through [`vector`]. A rule changed here
+//! changes both sides at once.
+
+use std::collections::{BTreeMap, HashMap};
 
 use aperture_schema::event::{MediaType, Surface};
 use serde::{Deserialize, Serialize};
+
+use crate::topics::Topics;
+
+/// Views and, among them, views of posts the viewer engaged with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Tally {
+    views: i64,
+    engaged: i64,
+}
+
+impl Tally {
+    fn add(&mut self, engaged: bool) {
+        self.views += 1;
+        self.engaged += i64::from(engaged);
+    }
+}
+
+/// What the state says about one viewer, whatever the post: their media preference points
+/// and their view history (the engagement job's `content_pref`, `view_history` and
+/// `engaged_posts`), tallied once per request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Viewer {
+    pref: BTreeMap<String, i64>,
+    media: HashMap<MediaType, Tally>,
+    topic: HashMap<u32, Tally>,
+    tag: HashMap<String, Tally>,
+    topic_engaged: i64,
+}
+
+/// One entry of a viewer's history: a view of a post that is not deleted.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    pub media_type: MediaType,
+    pub hashtags: &'a [String],
+    /// Whether the post is among the viewer's engaged posts.
+    pub engaged: bool,
+}
+
+impl Viewer {
+    /// A viewer with `pref` (points per media type name) and `history`, posts' topics from
+    /// `topics`.
+    pub fn new<'a>(
+        pref: BTreeMap<String, i64>,
+        history: impl IntoIterator<Item = Seen<'a>>,
+        topics: &Topics,
+    ) -> Viewer {
+        let mut v = Viewer {
+            pref,
+            ..Viewer::default()
+        };
+        for s in history {
+            v.media.entry(s.media_type).or_default().add(s.engaged);
+            let mut tags: Vec<&String> = s.hashtags.iter().collect();
+            tags.sort_unstable();
+            tags.dedup();
+            for t in tags {
+                v.tag.entry(t.clone()).or_default().add(s.engaged);
+            }
+            if let Some(k) = topics.of_post(s.hashtags) {
+                v.topic.entry(k).or_default().add(s.engaged);
+                v.topic_engaged += i64::from(s.engaged);
+            }
+        }
+        v
+    }
+}
+
+/// What the state says about one post (`post_meta` and `post_counts`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Post {
+    pub author: u64,
+    pub created_at: i64,
+    pub media_type: MediaType,
+    pub hashtags: Vec<String>,
+    pub likes: i64,
+    pub comments: i64,
+    pub shares: i64,
+    pub saves: i64,
+    pub views: i64,
+    /// Hides plus reports.
+    pub negative: i64,
+    pub first_hour: i64,
+    pub watch_ms: i64,
+    pub watch_views: i64,
+}
+
+/// What the state says about an author: active followers and their `creator_daily` rollups
+/// summed over the UTC day of the request and the six before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Author {
+    pub followers: i64,
+    pub views_7d: i64,
+    pub interactions_7d: i64,
+    pub watch_ms_7d: i64,
+    pub watch_views_7d: i64,
+}
+
+/// What the state says about the viewer and the author together.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pair {
+    pub follows: bool,
+    /// Affinity decayed to the request's time.
+    pub affinity: f64,
+    /// The viewer's hides and reports of the author's posts.
+    pub negative: i64,
+}
+
+/// The inputs of `viewer` seeing `post` at `at_ms` on `surface`.
+pub fn assemble(
+    viewer: &Viewer,
+    post: &Post,
+    author: &Author,
+    pair: &Pair,
+    topics: &Topics,
+    at_ms: i64,
+    surface: Surface,
+) -> Inputs {
+    let media = viewer
+        .media
+        .get(&post.media_type)
+        .copied()
+        .unwrap_or_default();
+    let topic = topics.of_post(&post.hashtags);
+    let topic_tally = topic
+        .and_then(|k| viewer.topic.get(&k).copied())
+        .unwrap_or_default();
+    let mut tags: Vec<&String> = post.hashtags.iter().collect();
+    tags.sort_unstable();
+    tags.dedup();
+    let mut tag = Tally::default();
+    for t in tags {
+        if let Some(x) = viewer.tag.get(t) {
+            tag.views += x.views;
+            tag.engaged += x.engaged;
+        }
+    }
+    Inputs {
+        age_ms: (at_ms - post.created_at).max(0),
+        media_type: post.media_type,
+        surface,
+        likes: post.likes,
+        comments: post.comments,
+        shares: post.shares,
+        saves: post.saves,
+        views: post.views,
+        negative: post.negative,
+        first_hour: post.first_hour,
+        author_followers: author.followers,
+        follows_author: pair.follows,
+        affinity: pair.affinity,
+        media_points: viewer
+            .pref
+            .get(post.media_type.as_str())
+            .copied()
+            .unwrap_or(0),
+        total_points: viewer.pref.values().sum(),
+        tag_views: tag.views,
+        tag_engaged: tag.engaged,
+        has_tags: !post.hashtags.is_empty(),
+        viewer_negative_author: pair.negative,
+        author_views_7d: author.views_7d,
+        author_interactions_7d: author.interactions_7d,
+        media_views: media.views,
+        media_engaged: media.engaged,
+        has_topic: topic.is_some(),
+        topic_views: topic_tally.views,
+        topic_engaged: topic_tally.engaged,
+        total_topic_engaged: viewer.topic_engaged,
+        post_watch_ms: post.watch_ms,
+        post_watched: post.watch_views,
+        author_watch_ms: author.watch_ms_7d,
+        author_watched: author.watch_views_7d,
+    }
+}
 
 /// What the state said about a (viewer, post) pair at the moment of an impression, before it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,10 +215,10 @@ pub struct Inputs {
     /// The viewer's preference points for this post's media type, and over all types.
     pub media_points: i64,
     pub total_points: i64,
-    /// The viewer's preference points on posts carrying this post's hashtags (summed per tag),
-    /// and over all tags.
-    pub tag_points: i64,
-    pub total_tag_points: i64,
+    /// Per hashtag of this post, the viewer's history views of posts with it, and those they
+    /// engaged with, summed over the post's tags.
+    pub tag_views: i64,
+    pub tag_engaged: i64,
     /// Whether the post has hashtags at all.
     pub has_tags: bool,
     /// The viewer's hides and reports of this author's posts.
@@ -48,7 +226,7 @@ pub struct Inputs {
     /// The author's views and interactions over the impression's UTC day and the six before.
     pub author_views_7d: i64,
     pub author_interactions_7d: i64,
-    /// The viewer's earlier views of posts of this post's media type, and how many of those
+    /// The viewer's history views of posts of this post's media type, and how many of those
     /// they engaged with (liked, commented, shared or saved).
     pub media_views: i64,
     pub media_engaged: i64,
@@ -58,8 +236,8 @@ pub struct Inputs {
     pub topic_views: i64,
     pub topic_engaged: i64,
     pub total_topic_engaged: i64,
-    /// Watch time so far on this post and on the author's posts: total ms and views with a
-    /// watch time.
+    /// Watch time so far on this post, and on the author's posts over seven days: total ms and
+    /// views with a watch time.
     pub post_watch_ms: i64,
     pub post_watched: i64,
     pub author_watch_ms: i64,
@@ -84,7 +262,7 @@ pub const NAMES: [&str; 35] = [
     "log_affinity",
     "media_share",
     "log_total_points",
-    "tag_share",
+    "tag_rate",
     "has_tags",
     "log_viewer_negative_author",
     "author_rate_7d",
@@ -123,8 +301,8 @@ pub fn vector(i: &Inputs) -> [f64; LEN] {
     let views = i.views as f64;
     let age_hours = i.age_ms.max(0) as f64 / 3_600_000.0;
     let deep = (i.comments + i.shares + i.saves) as f64;
-    let tag_share = if i.total_tag_points > 0 {
-        i.tag_points as f64 / i.total_tag_points as f64
+    let tag_rate = if i.has_tags {
+        (i.tag_engaged as f64 + 1.0) / (i.tag_views as f64 + 3.0)
     } else {
         0.0
     };
@@ -145,7 +323,7 @@ pub fn vector(i: &Inputs) -> [f64; LEN] {
         ln1p(i.affinity),
         (i.media_points.max(0) as f64 + 1.0) / (i.total_points.max(0) as f64 + 4.0),
         ln1p(i.total_points as f64),
-        tag_share,
+        tag_rate,
         flag(i.has_tags),
         ln1p(i.viewer_negative_author as f64),
         (i.author_interactions_7d as f64 + 1.0) / (i.author_views_7d as f64 + 4.0),
@@ -203,8 +381,8 @@ pub(crate) fn sample() -> Inputs {
         affinity: 2.5,
         media_points: 12,
         total_points: 30,
-        tag_points: 6,
-        total_tag_points: 24,
+        tag_views: 9,
+        tag_engaged: 2,
         has_tags: true,
         viewer_negative_author: 0,
         author_views_7d: 400,
@@ -234,7 +412,7 @@ mod tests {
         assert_eq!(at("media_reel"), 1.0);
         assert_eq!(at("media_video") + at("media_carousel"), 0.0);
         assert_eq!(at("surface_reels"), 1.0);
-        assert_eq!(at("tag_share"), 0.25);
+        assert_eq!(at("tag_rate"), 0.25);
         assert_eq!(at("follows_author"), 1.0);
         assert_eq!(at("topic_share"), 0.4);
         assert_eq!(at("log_post_watch_s"), 10f64.ln_1p());
@@ -247,8 +425,8 @@ mod tests {
             views: 0,
             total_points: 0,
             media_points: 0,
-            total_tag_points: 0,
-            tag_points: 0,
+            tag_views: 0,
+            tag_engaged: 0,
             age_ms: -5,
             ..sample()
         };

@@ -11,13 +11,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use aperture_schema::event::{Event, MediaType};
+use aperture_schema::event::{Event, MediaType, Surface};
 use aperture_schema::truth::{LABEL_WINDOW_MS, Task};
 use aperture_schema::{Config, Envelope};
 use aperture_stream_jobs::jobs::engagement::utc_day;
-use aperture_stream_jobs::oracle::engagement::Engagement;
+use aperture_stream_jobs::oracle::engagement::{Engagement, PostStats};
 
-use crate::features::Inputs;
+use crate::features::{self, Author, Inputs, Pair, Seen, Viewer};
 use crate::topics::Topics;
 
 const DAY_MS: i64 = 86_400_000;
@@ -132,10 +132,7 @@ struct Post {
     created_at: i64,
     media_type: MediaType,
     hashtags: Vec<String>,
-    topic: Option<u32>,
     deleted: bool,
-    /// Watch time of its views so far: total ms, views with a watch time.
-    watch: (i64, i64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,7 +141,9 @@ enum Follow {
     Active,
 }
 
-/// The state the features read, as of the last event applied.
+/// The state the features read, as of the last event applied: the engagement job's (through
+/// its oracle), posts as the fan-out job keeps them, and the follow graph by the graph job's
+/// rules.
 #[derive(Debug)]
 pub struct Replay {
     engagement: Engagement,
@@ -154,21 +153,12 @@ pub struct Replay {
     blocks: HashSet<(u64, u64)>,
     followers: HashMap<u64, i64>,
     topics: Topics,
-    /// Viewer → the posts they viewed, in order.
-    seen: HashMap<u64, Vec<u64>>,
-    /// (viewer, post) pairs with a like, comment, share or save.
-    engaged: HashSet<(u64, u64)>,
-    /// Author → watch time of views of their posts: total ms, views with a watch time.
-    author_watch: HashMap<u64, (i64, i64)>,
 }
 
 impl Replay {
     pub fn new(config: &Config, topics: Topics) -> Replay {
         Replay {
             topics,
-            seen: HashMap::new(),
-            engaged: HashSet::new(),
-            author_watch: HashMap::new(),
             engagement: Engagement::new(config),
             posts: HashMap::new(),
             private: HashMap::new(),
@@ -226,32 +216,8 @@ impl Replay {
                     created_at: e.ts,
                     media_type: p.media_type,
                     hashtags: p.hashtags.clone(),
-                    topic: self.topics.of_post(&p.hashtags),
                     deleted: false,
-                    watch: (0, 0),
                 });
-            }
-            Event::View(v) => {
-                self.seen.entry(actor).or_default().push(v.post_id);
-                if let Some(w) = v.watch_ms
-                    && let Some(p) = self.posts.get_mut(&v.post_id)
-                {
-                    let w = w as i64;
-                    p.watch.0 += w;
-                    p.watch.1 += 1;
-                    let a = self.author_watch.entry(p.author).or_default();
-                    a.0 += w;
-                    a.1 += 1;
-                }
-            }
-            Event::Like(r) | Event::Save(r) => {
-                self.engaged.insert((actor, r.post_id));
-            }
-            Event::CommentCreated(c) => {
-                self.engaged.insert((actor, c.post_id));
-            }
-            Event::Share(sh) => {
-                self.engaged.insert((actor, sh.post_id));
             }
             Event::PostDeleted(d) => {
                 if let Some(p) = self.posts.get_mut(&d.post_id)
@@ -276,110 +242,107 @@ impl Replay {
         }
     }
 
-    /// The inputs of `viewer` seeing `post` at `at_ms`, or `None` when the post is unknown,
-    /// deleted or the viewer's own (nothing a ranker would serve).
-    pub fn inputs(
-        &self,
-        viewer: u64,
-        post: u64,
-        at_ms: i64,
-        surface: aperture_schema::event::Surface,
-    ) -> Option<Inputs> {
-        let p = self.posts.get(&post)?;
-        if p.deleted || p.author == viewer {
-            return None;
-        }
+    /// The viewer's state: preference points and their history's posts that are known and
+    /// not deleted.
+    pub fn viewer(&self, viewer: u64) -> Viewer {
         let e = &self.engagement;
-        let stats = e.posts.get(&post);
-        let count = |f: &dyn Fn(&aperture_stream_jobs::oracle::engagement::PostStats) -> i64| {
-            stats.map_or(0, f)
-        };
-        let pref = e.content_pref(viewer);
-        let total_points: i64 = pref.values().sum();
-        let media_points = pref.get(p.media_type.as_str()).copied().unwrap_or(0);
-        let (mut tag_points, mut total_tag_points) = (0, 0);
-        for (other, points) in e.points_of(viewer) {
-            let Some(o) = self.posts.get(&other) else {
-                continue;
-            };
-            for tag in &o.hashtags {
-                total_tag_points += points;
-                if p.hashtags.contains(tag) {
-                    tag_points += points;
-                }
-            }
-        }
-        let (mut media_views, mut media_engaged) = (0, 0);
-        let (mut topic_views, mut topic_engaged, mut total_topic_engaged) = (0, 0, 0);
-        for other in self.seen.get(&viewer).into_iter().flatten() {
-            let Some(o) = self.posts.get(other) else {
-                continue;
-            };
-            let engaged = self.engaged.contains(&(viewer, *other));
-            if o.media_type == p.media_type {
-                media_views += 1;
-                media_engaged += i64::from(engaged);
-            }
-            if o.topic.is_some() {
-                total_topic_engaged += i64::from(engaged);
-                if o.topic == p.topic {
-                    topic_views += 1;
-                    topic_engaged += i64::from(engaged);
-                }
-            }
-        }
-        let author_watch = self.author_watch.get(&p.author).copied().unwrap_or((0, 0));
-        let (mut author_views_7d, mut author_interactions_7d) = (0, 0);
-        for back in 0..7 {
-            if let Some(d) = e.daily.get(&(p.author, utc_day(at_ms - back * DAY_MS))) {
-                author_views_7d += d.views;
-                author_interactions_7d += d.interactions;
-            }
-        }
-        Some(Inputs {
-            age_ms: (at_ms - p.created_at).max(0),
+        let engaged = e.engaged.get(&viewer);
+        let history = e.history_posts(viewer).filter_map(|id| {
+            let o = self.posts.get(&id).filter(|o| !o.deleted)?;
+            Some(Seen {
+                media_type: o.media_type,
+                hashtags: &o.hashtags,
+                engaged: engaged.is_some_and(|m| m.contains_key(&id)),
+            })
+        });
+        Viewer::new(e.content_pref(viewer), history, &self.topics)
+    }
+
+    /// The post's state, or `None` when it is unknown or deleted.
+    pub fn post(&self, post: u64) -> Option<features::Post> {
+        let p = self.posts.get(&post).filter(|p| !p.deleted)?;
+        let s = self.engagement.posts.get(&post);
+        let count = |f: &dyn Fn(&PostStats) -> i64| s.map_or(0, f);
+        Some(features::Post {
+            author: p.author,
+            created_at: p.created_at,
             media_type: p.media_type,
-            surface,
+            hashtags: p.hashtags.clone(),
             likes: count(&|s| s.likers.len() as i64),
             comments: count(&|s| s.comments() as i64),
             shares: count(&|s| s.shares),
             saves: count(&|s| s.savers.len() as i64),
             views: count(&|s| s.views),
             negative: count(&|s| s.hides + s.reports),
-            first_hour: stats.and_then(|s| s.first_hour()).unwrap_or(0),
-            author_followers: self.followers.get(&p.author).copied().unwrap_or(0),
-            follows_author: self.follows.get(&(viewer, p.author)) == Some(&Follow::Active),
-            affinity: e.affinity_at(viewer, p.author, at_ms),
-            media_points,
-            total_points,
-            tag_points,
-            total_tag_points,
-            has_tags: !p.hashtags.is_empty(),
-            viewer_negative_author: e
+            first_hour: s.and_then(|s| s.first_hour()).unwrap_or(0),
+            watch_ms: count(&|s| s.watch_ms),
+            watch_views: count(&|s| s.watch_views),
+        })
+    }
+
+    /// The author's state on the UTC day of `at_ms` and the six before.
+    pub fn author(&self, author: u64, at_ms: i64) -> Author {
+        let mut a = Author {
+            followers: self.followers.get(&author).copied().unwrap_or(0),
+            ..Author::default()
+        };
+        for back in 0..7 {
+            if let Some(d) = self
+                .engagement
+                .daily
+                .get(&(author, utc_day(at_ms - back * DAY_MS)))
+            {
+                a.views_7d += d.views;
+                a.interactions_7d += d.interactions;
+                a.watch_ms_7d += d.watch_ms;
+                a.watch_views_7d += d.watch_views;
+            }
+        }
+        a
+    }
+
+    /// The viewer and the author together, at `at_ms`.
+    pub fn pair(&self, viewer: u64, author: u64, at_ms: i64) -> Pair {
+        let e = &self.engagement;
+        Pair {
+            follows: self.follows.get(&(viewer, author)) == Some(&Follow::Active),
+            affinity: e.affinity_at(viewer, author, at_ms),
+            negative: e
                 .negative
                 .get(&viewer)
-                .and_then(|m| m.get(&p.author))
+                .and_then(|m| m.get(&author))
                 .copied()
                 .unwrap_or(0),
-            author_views_7d,
-            author_interactions_7d,
-            media_views,
-            media_engaged,
-            has_topic: p.topic.is_some(),
-            topic_views,
-            topic_engaged,
-            total_topic_engaged,
-            post_watch_ms: p.watch.0,
-            post_watched: p.watch.1,
-            author_watch_ms: author_watch.0,
-            author_watched: author_watch.1,
-        })
+        }
+    }
+
+    /// The topics posts are mapped with.
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    /// The inputs of `viewer` seeing `post` at `at_ms`, or `None` when the post is unknown,
+    /// deleted or the viewer's own (nothing a ranker would serve).
+    pub fn inputs(&self, viewer: u64, post: u64, at_ms: i64, surface: Surface) -> Option<Inputs> {
+        let p = self.post(post)?;
+        if p.author == viewer {
+            return None;
+        }
+        Some(features::assemble(
+            &self.viewer(viewer),
+            &p,
+            &self.author(p.author, at_ms),
+            &self.pair(viewer, p.author, at_ms),
+            &self.topics,
+            at_ms,
+            surface,
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use aperture_schema::event::{PostCreated, PostRef, Surface, Target, View};
+    use aperture_schema::event::{PostCreated, PostRef, Target, View};
 
     use super::*;
 

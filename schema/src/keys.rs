@@ -217,6 +217,12 @@ entity_keys! { USER_KEYS, user, user_id;
     negative_authors => "negative_authors",
     /// ZSET: the posts the viewer hid or reported, scored by event time (capped).
     hidden_posts => "hidden_posts",
+    /// ZSET: the viewer's latest views of others' posts (capped), members `post_id:event_id`
+    /// scored by event time: the history ranking features count by media type and topic.
+    view_history => "view_history",
+    /// ZSET: the others' posts the viewer liked, commented, shared or saved (capped), scored by
+    /// the first such act: the engaged half of the history, and the co-engagement source.
+    engaged_posts => "engaged_posts",
     /// ZSET: the user's notification batches (`<type>:<post>:<window>`), scored by the time of
     /// the latest event in each.
     notifications => "notifications",

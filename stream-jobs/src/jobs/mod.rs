@@ -131,7 +131,8 @@ pub fn library(config: &Config) -> String {
         "local TIMELINE_CAP = {}\nlocal RECENT_CAP = {}\nlocal CELEB_ON = {}\nlocal CELEB_OFF = {}\n\
          local INACTIVE_MS = {}\nlocal DEDUPE_MS = {}\nlocal AFFINITY_EPOCH = {}\n\
          local AFFINITY_HALF_LIFE = {}\nlocal NOTIFY_WINDOW = {}\nlocal NOTIFY_KEPT = {}\n\
-         local STORY_TTL = {}\nlocal TREND_KEEP = {}\nlocal TREND_FINE = {}\nlocal TREND_COARSE = {}\n{}",
+         local STORY_TTL = {}\nlocal TREND_KEEP = {}\nlocal TREND_FINE = {}\nlocal TREND_COARSE = {}\n\
+         local HISTORY_CAP = {}\nlocal ENGAGED_CAP = {}\n{}",
         fanout.timeline_cap,
         fanout.recent_posts_cap,
         fanout.celebrity_threshold,
@@ -146,6 +147,8 @@ pub fn library(config: &Config) -> String {
         trending::KEEP_MS,
         trending::FINE_MS,
         trending::COARSE_MS,
+        engagement::HISTORY_CAP,
+        engagement::ENGAGED_CAP,
         include_str!("library.lua")
     )
 }

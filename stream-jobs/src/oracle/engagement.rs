@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aperture_schema::event::Event;
 use aperture_schema::{Config, Envelope};
 
-use crate::jobs::engagement::{AFFINITY_EPOCH_MS, utc_day};
+use crate::jobs::engagement::{AFFINITY_EPOCH_MS, ENGAGED_CAP, HISTORY_CAP, utc_day};
 
 const FIRST_HOUR_MS: i64 = 3_600_000;
 
@@ -64,6 +64,8 @@ pub struct Daily {
     pub interactions: i64,
     pub follows: i64,
     pub unfollows: i64,
+    pub watch_ms: i64,
+    pub watch_views: i64,
     pub reach: BTreeSet<u64>,
     pub engaged: BTreeSet<u64>,
 }
@@ -82,6 +84,11 @@ pub struct Engagement {
     pub hidden: BTreeMap<u64, BTreeMap<u64, i64>>,
     /// (author, day) → rollup.
     pub daily: BTreeMap<(u64, String), Daily>,
+    /// viewer → their latest views of others' posts as (time, `post:event_id`), the
+    /// members and order of Redis's `view_history`.
+    pub history: BTreeMap<u64, BTreeSet<(i64, String)>>,
+    /// viewer → others' posts they engaged with → time of the first act (`engaged_posts`).
+    pub engaged: BTreeMap<u64, BTreeMap<u64, i64>>,
 }
 
 impl Engagement {
@@ -94,6 +101,35 @@ impl Engagement {
             negative: BTreeMap::new(),
             hidden: BTreeMap::new(),
             daily: BTreeMap::new(),
+            history: BTreeMap::new(),
+            engaged: BTreeMap::new(),
+        }
+    }
+
+    /// The posts of `viewer`'s view history, oldest first (a post once per view).
+    pub fn history_posts(&self, viewer: u64) -> impl Iterator<Item = u64> + '_ {
+        self.history
+            .get(&viewer)
+            .into_iter()
+            .flatten()
+            .map(|(_, m)| {
+                m.split_once(':')
+                    .and_then(|(p, _)| p.parse().ok())
+                    .expect("members are post:event_id")
+            })
+    }
+
+    fn engage(&mut self, viewer: u64, post: u64, ts: i64) {
+        let posts = self.engaged.entry(viewer).or_default();
+        posts.entry(post).or_insert(ts);
+        if posts.len() > ENGAGED_CAP {
+            // Redis drops the lowest rank: the lowest score, ties by member bytes.
+            let oldest = posts
+                .iter()
+                .map(|(p, t)| (*t, p.to_string()))
+                .min()
+                .expect("more than the cap");
+            posts.remove(&oldest.1.parse::<u64>().expect("a post id"));
         }
     }
 
@@ -159,6 +195,7 @@ impl Engagement {
         }
         if sign > 0 {
             daily.engaged.insert(actor);
+            self.engage(actor, post, ts);
         }
         let term = self.term(weight, ts);
         *self.affinity.entry((actor, author)).or_default() += sign as f64 * term;
@@ -263,6 +300,15 @@ impl Engagement {
                 let daily = self.daily.entry((v.author_id, utc_day(ts))).or_default();
                 daily.views += 1;
                 daily.reach.insert(actor);
+                if let Some(w) = v.watch_ms {
+                    daily.watch_ms += w as i64;
+                    daily.watch_views += 1;
+                }
+                let history = self.history.entry(actor).or_default();
+                history.insert((ts, format!("{}:{}", v.post_id, e.event_id)));
+                if history.len() > HISTORY_CAP {
+                    history.pop_first();
+                }
                 let points = if v.dwell_ms >= 5000 { 2 } else { 1 };
                 *self.points.entry((actor, v.post_id)).or_default() += points;
                 let weight = 0.2 + 0.3 * v.dwell_ms.min(30_000) as f64 / 30_000.0;

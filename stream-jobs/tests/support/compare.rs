@@ -166,6 +166,28 @@ pub fn compare_engagement(config: &Config, oracle: &Oracle, case: u64) {
             "case {case}: hidden posts of {viewer}"
         );
     }
+    for (viewer, history) in &e.history {
+        let want: BTreeMap<String, f64> = history
+            .iter()
+            .map(|(t, m)| (m.clone(), *t as f64))
+            .collect();
+        assert_eq!(
+            zset(&mut con, &k.view_history(*viewer)),
+            want,
+            "case {case}: view history of {viewer}"
+        );
+    }
+    for (viewer, posts) in &e.engaged {
+        let want: BTreeMap<String, f64> = posts
+            .iter()
+            .map(|(p, t)| (p.to_string(), *t as f64))
+            .collect();
+        assert_eq!(
+            zset(&mut con, &k.engaged_posts(*viewer)),
+            want,
+            "case {case}: engaged posts of {viewer}"
+        );
+    }
     for ((author, day), d) in &e.daily {
         let stored = hash(&mut con, &k.creator_daily(*author, day));
         let what = |f: &str| format!("case {case}: {author} on {day}: {f}");
@@ -177,6 +199,13 @@ pub fn compare_engagement(config: &Config, oracle: &Oracle, case: u64) {
             what("interactions")
         );
         assert_eq!(int(&stored, "follows"), d.follows, "{}", what("follows"));
+        assert_eq!(int(&stored, "watch_ms"), d.watch_ms, "{}", what("watch_ms"));
+        assert_eq!(
+            int(&stored, "watch_views"),
+            d.watch_views,
+            "{}",
+            what("watch_views")
+        );
         assert_eq!(
             int(&stored, "unfollows"),
             d.unfollows,

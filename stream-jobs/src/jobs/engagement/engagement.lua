@@ -46,7 +46,12 @@ local function interaction(actor, post, author, ts, sign, weight, points, counte
   if actor == author then return end
   if counted then redis.call('HINCRBY', k_creator_daily(author, day), 'interactions', sign) end
   if not acted then return end
-  if sign > 0 then redis.call('PFADD', k_creator_engaged(author, day), actor) end
+  if sign > 0 then
+    redis.call('PFADD', k_creator_engaged(author, day), actor)
+    local engaged = k_engaged_posts(actor)
+    redis.call('ZADD', engaged, 'NX', ts, post)
+    redis.call('ZREMRANGEBYRANK', engaged, 0, -(ENGAGED_CAP + 1))
+  end
   redis.call('ZINCRBY', k_affinity(actor), sign * term(weight, ts), author)
   add_pref(actor, post, sign * points)
 end
@@ -150,6 +155,13 @@ local function apply(a, i)
     if actor == author then return end
     redis.call('HINCRBY', k_creator_daily(author, day), 'views', 1)
     redis.call('PFADD', k_creator_reach(author, day), actor)
+    if a[i + 7] ~= '' then
+      redis.call('HINCRBY', k_creator_daily(author, day), 'watch_ms', a[i + 7])
+      redis.call('HINCRBY', k_creator_daily(author, day), 'watch_views', 1)
+    end
+    local history = k_view_history(actor)
+    redis.call('ZADD', history, ts, post .. ':' .. eid)
+    redis.call('ZREMRANGEBYRANK', history, 0, -(HISTORY_CAP + 1))
     local points = 1
     if dwell >= 5000 then points = 2 end
     add_pref(actor, post, points)

@@ -21,8 +21,12 @@
 //!   like 3, comment 4, share 5, save 4. A post not created yet holds the points in
 //!   `post_pending_pref` until its creation names the media type.
 //! - `negative_authors`, `hidden_posts`: hides and reports, for ranking.
+//! - `view_history` (per viewer): their latest [`HISTORY_CAP`] views of others' posts, and
+//!   `engaged_posts`: the latest [`ENGAGED_CAP`] others' posts they liked, commented, shared or
+//!   saved (kept at the first such act; an undo leaves it, the act happened). Both are trimmed
+//!   by (event time, member), so what stays does not depend on arrival order.
 //! - `creator_daily` (per author and UTC day): `views`, `interactions`, `follows`,
-//!   `unfollows`; with `creator_reach` and `creator_engaged` (HyperLogLogs of the accounts that
+//!   `unfollows`, `watch_ms` and `watch_views` (views that report a watch time); with `creator_reach` and `creator_engaged` (HyperLogLogs of the accounts that
 //!   viewed, and that interacted).
 //!
 //! Self-engagement counts on the post but not in affinity, preference or rollups.
@@ -41,6 +45,11 @@ use aperture_schema::Envelope;
 use aperture_schema::event::Event;
 
 use super::{Job, Records};
+
+/// Views kept in a viewer's `view_history`, and posts in their `engaged_posts`: enough for
+/// ranking's per-viewer rates, bounded per account.
+pub const HISTORY_CAP: usize = 200;
+pub const ENGAGED_CAP: usize = 1_000;
 
 /// Time zero of the affinity terms: 2025-01-01T00:00:00Z. With a 7-day half-life a term grows
 /// by 2^52 a year, well inside an f64 for decades.
