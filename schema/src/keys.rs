@@ -146,6 +146,22 @@ impl Keyspace {
         format!("{}:{{r:{group}}}:lease:{partition}", self.prefix)
     }
 
+    /// ZSET: the posts created in one source partition within the pool window, members
+    /// `author:post` scored by post time; in the pools job's checkpoint slot.
+    pub fn pool_fresh(&self, partition: u32) -> String {
+        format!("{}:{{j:pools:{partition}}}:fresh", self.prefix)
+    }
+
+    /// ZSET: [`Keyspace::pool_fresh`] for reels only.
+    pub fn pool_fresh_reels(&self, partition: u32) -> String {
+        format!("{}:{{j:pools:{partition}}}:fresh_reels", self.prefix)
+    }
+
+    /// STRING: the newest post time the pools job has seen in one source partition.
+    pub fn pool_newest(&self, partition: u32) -> String {
+        format!("{}:{{j:pools:{partition}}}:newest", self.prefix)
+    }
+
     /// STRING: the fencing epoch of the worker that owns a job partition.
     pub fn job_epoch(&self, job: &str, partition: u32) -> String {
         format!("{}:{{j:{job}:{partition}}}:epoch", self.prefix)

@@ -84,6 +84,7 @@ fn every_job_equals_the_oracle_in_random_interleavings() {
         compare_notifications(&config, &oracle, 1..=users, case);
         compare_stories(&config, &oracle, 1..=users, case);
         compare_trending(&config, &oracle, case);
+        compare_pools(&config, &oracle, case);
         coverage.add(&oracle, &events);
         wipe(&config);
     }

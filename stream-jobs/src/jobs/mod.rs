@@ -11,6 +11,7 @@ pub mod engagement;
 pub mod fanout;
 pub mod graph;
 pub mod notifications;
+pub mod pools;
 pub mod stories;
 mod sweep;
 pub mod trending;
@@ -29,6 +30,18 @@ pub trait Job: Send + Sync + std::fmt::Debug {
     /// Appends the records of a partition batch this job needs: for each, the offset it
     /// belongs to and its fields. Events the job ignores add nothing.
     fn encode(&self, batch: &[(i64, &Envelope)], out: &mut Records);
+
+    /// Keys of one partition the job's script writes besides the runtime's own (offset, epoch,
+    /// watermark), passed as `KEYS[4]` onwards. They must share the partition checkpoint's hash
+    /// tag, so every key of the script is declared and in one slot.
+    fn partition_keys(
+        &self,
+        keys: &aperture_schema::keys::Keyspace,
+        partition: u32,
+    ) -> Vec<String> {
+        let _ = (keys, partition);
+        Vec::new()
+    }
 
     /// For a job over event-time windows: how far behind its partition's watermark an event
     /// may arrive and still be applied. Later events go to the dead-letter topic.
@@ -94,6 +107,7 @@ pub fn all() -> Vec<Box<dyn Job>> {
         Box::new(notifications::Notifications),
         Box::new(stories::Stories),
         Box::new(trending::Trending),
+        Box::new(pools::Pools),
     ]
 }
 

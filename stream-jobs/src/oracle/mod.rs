@@ -9,6 +9,7 @@
 
 pub mod engagement;
 pub mod notifications;
+pub mod pools;
 pub mod stories;
 pub mod trending;
 
@@ -71,6 +72,7 @@ pub struct Oracle {
     pub notifications: notifications::Notifications,
     pub stories: stories::Stories,
     pub trending: trending::Trending,
+    pub pools: pools::Pools,
 }
 
 impl Oracle {
@@ -81,6 +83,7 @@ impl Oracle {
             notifications: notifications::Notifications::new(config),
             stories: stories::Stories::default(),
             trending: trending::Trending::default(),
+            pools: pools::Pools::default(),
             seen: HashSet::new(),
             users: BTreeMap::new(),
             follows: BTreeMap::new(),
@@ -110,6 +113,7 @@ impl Oracle {
         self.notifications.apply(e);
         self.stories.apply(e);
         self.trending.apply(e);
+        self.pools.apply(e);
         let actor = e.actor_id;
         match &e.event {
             Event::UserCreated(u) => {

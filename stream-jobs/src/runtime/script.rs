@@ -5,7 +5,8 @@
 //! as the job's [`Job::encode`](crate::jobs::Job::encode) wrote them). The runtime wraps it:
 //!
 //! ```text
-//! KEYS[1] offset key, KEYS[2] epoch key, KEYS[3] event-time watermark key
+//! KEYS[1] offset key, KEYS[2] epoch key, KEYS[3] event-time watermark key,
+//! KEYS[4..] the job's own keys of the partition (Job::partition_keys), same slot
 //! ARGV[1] worker epoch, ARGV[2] next offset after the batch, ARGV[3] new watermark or '',
 //! then per event: offset, field count, fields…
 //! ```
@@ -256,7 +257,11 @@ impl JobScript {
         invocation
             .key(keys.job_offset(self.name(), partition))
             .key(keys.job_epoch(self.name(), partition))
-            .key(keys.job_watermark(self.name(), partition))
+            .key(keys.job_watermark(self.name(), partition));
+        for key in self.job.partition_keys(keys, partition) {
+            invocation.key(key);
+        }
+        invocation
             .arg(epoch)
             .arg(next_offset)
             .arg(watermark.map(|w| w.to_string()).unwrap_or_default())

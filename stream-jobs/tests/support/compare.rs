@@ -354,3 +354,25 @@ pub fn compare_trending(config: &Config, oracle: &Oracle, case: u64) {
         );
     }
 }
+
+/// The pools job's Redis state against the oracle's, partition by partition.
+pub fn compare_pools(config: &Config, oracle: &Oracle, case: u64) {
+    let k = config.keyspace();
+    let mut con = redis(config);
+    let partitions = config.kafka.partitions;
+    for p in 0..partitions {
+        for (reels, key) in [(false, k.pool_fresh(p)), (true, k.pool_fresh_reels(p))] {
+            let want: BTreeMap<String, f64> = oracle
+                .pools
+                .pool(p, partitions, reels)
+                .into_iter()
+                .map(|(m, t)| (m, t as f64))
+                .collect();
+            assert_eq!(
+                zset(&mut con, &key),
+                want,
+                "case {case}: pool of partition {p} (reels only: {reels})"
+            );
+        }
+    }
+}
