@@ -11,6 +11,7 @@
 //!   regression of watch time), fitted with linfa, kept as a versioned artifact; the final
 //!   score as a weighted sum of its predictions.
 //! - [`eval`]: the held-out split and the offline table against baselines and the ceiling.
+//! - [`rerank`]: diversity, media mix, freshness and the per-author cap, after scoring.
 //! - [`topics`]: hashtag topics learned from co-occurrence, carried in the artifact.
 //! - [`metrics`]: AUC, normalised cross-entropy, NDCG@k, recall@k.
 //!
@@ -21,6 +22,7 @@ pub mod features;
 pub mod metrics;
 pub mod model;
 pub mod offline;
+pub mod rerank;
 pub mod topics;
 
 use std::collections::HashMap;

@@ -212,6 +212,42 @@ pub struct RankingConfig {
     /// When the warehouse spans no more than this, the last quarter of its span is held out.
     /// Default 1.
     pub holdout_days: u32,
+    /// What serving does around the model: candidates, re-ranking rules, sessions, reloads.
+    pub serving: RankServingConfig,
+}
+
+/// Candidates, re-ranking and sessions of Explore, Reels and the ranked feed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RankServingConfig {
+    /// Candidates scored per Explore or Reels batch. Default 500.
+    pub candidates: usize,
+    /// Most posts of one author in any run of `page-window` consecutive items of Explore and
+    /// Reels. Default 2.
+    pub author_cap: usize,
+    /// Items a page may hold at most, and the run the author cap holds over. Default 50.
+    pub page_window: usize,
+    /// Score factor for an author's second item, squared for the third, and so on. Default 0.6.
+    pub author_decay: f64,
+    /// Score factor per item of the same media type among the four placed before. Default 0.85.
+    pub media_decay: f64,
+    /// Freshness: score × (1 + weight · 2^(−age / half-life)). Defaults 0.3 and 24 h.
+    pub freshness_weight: f64,
+    #[serde(with = "humantime_serde")]
+    pub freshness_half_life: Duration,
+    /// Score factor in the ranked feed for a post the viewer has already seen. Default 0.3.
+    pub seen_factor: f64,
+    /// Hides and reports of an author's posts after which Explore and Reels leave the author
+    /// out. Default 2.
+    pub hide_author_after: i64,
+    /// How long a session's pages are kept, so a cursor never repeats an item. Default 30 min.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// How often serving looks for a newer accepted model. Default 10 s.
+    #[serde(with = "humantime_serde")]
+    pub reload_every: Duration,
+    /// Whether items carry their score breakdown (`debug`). Default false.
+    pub debug: bool,
 }
 
 /// Weights of the final score (see [`RankingConfig::weights`]); all at least 0.
@@ -347,6 +383,41 @@ impl Config {
                      (negative feedback is subtracted by its weight)"
                 ));
             }
+        }
+        let r = &self.ranking.serving;
+        for (name, value) in [
+            ("author-decay", r.author_decay),
+            ("media-decay", r.media_decay),
+            ("seen-factor", r.seen_factor),
+        ] {
+            if !(value > 0.0 && value <= 1.0) {
+                return fail(format!(
+                    "ranking.serving.{name} is {value}; a factor is above 0 and at most 1"
+                ));
+            }
+        }
+        if !(r.freshness_weight.is_finite() && r.freshness_weight >= 0.0) {
+            return fail(format!(
+                "ranking.serving.freshness-weight is {}; it must be a finite number of at least 0",
+                r.freshness_weight
+            ));
+        }
+        for (name, value) in [
+            ("candidates", r.candidates),
+            ("author-cap", r.author_cap),
+            ("page-window", r.page_window),
+        ] {
+            if value == 0 {
+                return fail(format!(
+                    "ranking.serving.{name} is 0; it must be at least 1"
+                ));
+            }
+        }
+        if r.freshness_half_life.is_zero() || r.reload_every.is_zero() || r.session_ttl.is_zero() {
+            return fail(
+                "ranking.serving.freshness-half-life, reload-every and session-ttl must be above 0"
+                    .into(),
+            );
         }
         let prefix = &self.redis.key_prefix;
         if !crate::keys::is_valid_prefix(prefix) {
