@@ -138,6 +138,10 @@ fn wire_form(mut row: Map<String, Value>) -> Map<String, Value> {
     match kind {
         "story_created" => {
             row.remove("author_id");
+            // A story's one media reference is a text column; the wire form is a list.
+            if let Some(media) = row.remove("media") {
+                row.insert("media".into(), Value::Array(vec![media]));
+            }
         }
         "profile_view" => {
             if let Some(author) = row.remove("author_id") {
