@@ -160,7 +160,7 @@ impl Engagement {
     /// Affinity of `viewer` to `author` as it reads at `at_ms` (the stored sum decayed to then).
     pub fn affinity_at(&self, viewer: u64, author: u64, at_ms: i64) -> f64 {
         let sum = self.affinity.get(&(viewer, author)).copied().unwrap_or(0.0);
-        sum * 2f64.powf(-((at_ms - AFFINITY_EPOCH_MS) as f64) / self.half_life_ms)
+        aperture_schema::state::affinity_at(sum, at_ms, self.half_life_ms)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -51,28 +51,11 @@ use super::{Job, Records};
 pub const HISTORY_CAP: usize = 200;
 pub const ENGAGED_CAP: usize = 1_000;
 
-/// Time zero of the affinity terms: 2025-01-01T00:00:00Z. With a 7-day half-life a term grows
-/// by 2^52 a year, well inside an f64 for decades.
-pub const AFFINITY_EPOCH_MS: i64 = 1_735_689_600_000;
+pub use aperture_schema::state::{AFFINITY_EPOCH_MS, utc_day};
 
 /// See the module documentation.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Engagement;
-
-/// `YYYY-MM-DD` (UTC) of an event time in ms.
-pub fn utc_day(ts_ms: i64) -> String {
-    // Howard Hinnant's civil_from_days.
-    let z = ts_ms.div_euclid(86_400_000) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
 
 impl Job for Engagement {
     fn name(&self) -> &'static str {
