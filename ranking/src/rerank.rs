@@ -67,24 +67,31 @@ impl Rules {
 const MEDIA_LOOKBACK: usize = 4;
 
 /// Orders `items` (each post once) by the rules, `limit` of them at most; `strict` leaves out
-/// what the author cap excludes, otherwise every item is kept.
+/// what the author cap excludes, otherwise every item is kept. `before` is what was placed
+/// ahead of them (author and media type, oldest first: a session's earlier items), so the cap
+/// and the mix hold across the seam.
 pub fn rerank<S>(
     items: Vec<Scored<S>>,
     rules: &Rules,
     strict: bool,
     limit: usize,
+    before: &[(u64, MediaType)],
 ) -> Vec<Scored<S>> {
     let mut left: Vec<(f64, Scored<S>)> = items
         .into_iter()
         .map(|s| (rules.fresh(s.score, s.age_ms), s))
         .collect();
     let mut out: Vec<Scored<S>> = Vec::with_capacity(left.len().min(limit));
+    let mut placed: Vec<(u64, MediaType)> = before.to_vec();
     let mut placed_by: HashMap<u64, usize> = HashMap::new();
     // Authors among the last `window − 1` placed, with how often.
     let mut in_window: HashMap<u64, usize> = HashMap::new();
     let span = rules.window.saturating_sub(1);
+    for &(a, _) in &placed[placed.len().saturating_sub(span)..] {
+        *in_window.entry(a).or_default() += 1;
+    }
     while !left.is_empty() && out.len() < limit {
-        let tail = &out[out.len().saturating_sub(MEDIA_LOOKBACK)..];
+        let tail = &placed[placed.len().saturating_sub(MEDIA_LOOKBACK)..];
         let mut best: Option<(usize, f64, bool)> = None;
         for (k, (base, s)) in left.iter().enumerate() {
             let eligible = in_window.get(&s.author).copied().unwrap_or(0) < rules.author_cap;
@@ -92,7 +99,7 @@ pub fn rerank<S>(
                 continue;
             }
             let n = placed_by.get(&s.author).copied().unwrap_or(0);
-            let same_media = tail.iter().filter(|o| o.media_type == s.media_type).count();
+            let same_media = tail.iter().filter(|o| o.1 == s.media_type).count();
             let adjusted = base
                 * rules.author_decay.powi(n as i32)
                 * rules.media_decay.powi(same_media as i32);
@@ -116,9 +123,10 @@ pub fn rerank<S>(
         let (_, s) = left.swap_remove(k);
         *placed_by.entry(s.author).or_default() += 1;
         *in_window.entry(s.author).or_default() += 1;
+        placed.push((s.author, s.media_type));
         out.push(s);
-        if out.len() > span {
-            let gone = out[out.len() - 1 - span].author;
+        if placed.len() > span {
+            let gone = placed[placed.len() - 1 - span].0;
             if let Some(n) = in_window.get_mut(&gone) {
                 *n -= 1;
             }
@@ -162,6 +170,7 @@ mod tests {
             &rules(),
             true,
             usize::MAX,
+            &[],
         );
         let posts: Vec<u64> = out.iter().map(|s| s.post).collect();
         assert_eq!(posts, [1, 3, 2]);
@@ -176,6 +185,7 @@ mod tests {
             &rules(),
             true,
             usize::MAX,
+            &[],
         );
         let posts: Vec<u64> = out.iter().map(|s| s.post).collect();
         assert_eq!(posts, [2, 1, 4, 3]);
@@ -196,7 +206,7 @@ mod tests {
                 })
                 .collect();
             let r = rules();
-            let strict = rerank(items.clone(), &r, true, usize::MAX);
+            let strict = rerank(items.clone(), &r, true, usize::MAX, &[]);
             for w in strict.windows(r.window) {
                 for a in 0..6 {
                     prop_assert!(w.iter().filter(|s| s.author == a).count() <= r.author_cap);
@@ -206,10 +216,22 @@ mod tests {
             posts.sort_unstable();
             posts.dedup();
             prop_assert_eq!(posts.len(), strict.len(), "no item twice");
-            let lenient = rerank(items.clone(), &r, false, usize::MAX);
+            let lenient = rerank(items.clone(), &r, false, usize::MAX, &[]);
             let mut all: Vec<u64> = lenient.iter().map(|s| s.post).collect();
             all.sort_unstable();
             prop_assert_eq!(all, (0..items.len() as u64).collect::<Vec<_>>());
+            // Split in two batches, the second placed after the first: the cap holds across.
+            let half = items.len() / 2;
+            let first = rerank(items[..half].to_vec(), &r, true, usize::MAX, &[]);
+            let seam: Vec<(u64, MediaType)> =
+                first.iter().map(|s| (s.author, s.media_type)).collect();
+            let second = rerank(items[half..].to_vec(), &r, true, usize::MAX, &seam);
+            let joined: Vec<u64> = first.iter().chain(&second).map(|s| s.author).collect();
+            for w in joined.windows(r.window) {
+                for a in 0..6 {
+                    prop_assert!(w.iter().filter(|&&x| x == a).count() <= r.author_cap);
+                }
+            }
         }
     }
 }
