@@ -162,6 +162,13 @@ impl Keyspace {
         format!("{}:{{j:pools:{partition}}}:newest", self.prefix)
     }
 
+    /// LIST (with a TTL): the items of one ranked session of a viewer (`surface` `explore`,
+    /// `reels` or `feed`), in the order served, as JSON; written by the read API so a cursor
+    /// never repeats an item. In the viewer's slot.
+    pub fn rank_session(&self, user_id: u64, surface: &str, session: &str) -> String {
+        format!("{}:{{u:{user_id}}}:rank:{surface}:{session}", self.prefix)
+    }
+
     /// STRING: the fencing epoch of the worker that owns a job partition.
     pub fn job_epoch(&self, job: &str, partition: u32) -> String {
         format!("{}:{{j:{job}:{partition}}}:epoch", self.prefix)

@@ -1,9 +1,10 @@
-//! The read API (`aperture serve`): home feeds, profiles, posts with their engagement, trending
-//! hashtags, notifications and story trays, served from the state the stream jobs precomputed
-//! in Redis.
+//! The read API (`aperture serve`): home feeds (chronological or ranked), Explore, Reels,
+//! profiles, posts with their engagement, trending hashtags, notifications and story trays,
+//! served from the state the stream jobs precomputed in Redis.
 //!
-//! Serving reads Redis only, through the keyspace in [`aperture_schema::keys`]; it never imports
-//! `stream-jobs`. Per-user reads take the viewer from the `sub` of a bearer JWT ([`auth`]).
+//! Serving reads Redis only, through the keyspace in [`aperture_schema::keys`], and scores with
+//! the models of `aperture-ranking` ([`ranked`]); it writes nothing the jobs derive (only
+//! ranked sessions and read markers). Per-user reads take the viewer from the `sub` of a bearer JWT ([`auth`]).
 //! Lists page with opaque cursors ([`cursor`]); errors are `{"error": {"code", "message",
 //! "field"?}}` ([`error`]); the OpenAPI description is served at `/openapi.json`.
 //!
@@ -16,6 +17,7 @@ pub mod error;
 pub mod feed;
 pub mod notifications;
 pub mod posts;
+pub mod ranked;
 pub mod store;
 pub mod stories;
 pub mod trending;
@@ -50,6 +52,7 @@ pub struct AppState {
     pub tokens: Tokens,
     pub settings: Settings,
     pub trending: std::sync::Arc<trending::TrendingCache>,
+    pub ranker: std::sync::Arc<ranked::Ranker>,
 }
 
 /// The configuration the handlers read.
@@ -94,7 +97,21 @@ impl AppState {
             tokens: Tokens::new(&config.serving.jwt_secret),
             settings: Settings::from_config(config),
             trending: Default::default(),
+            ranker: std::sync::Arc::new(ranked::Ranker::new(config)),
         })
+    }
+
+    /// Starts looking for newer ranking models every `ranking.serving.reload-every`, until
+    /// `shutdown`.
+    pub fn spawn_model_reloader(
+        &self,
+        config: &Config,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        self.ranker
+            .models
+            .clone()
+            .spawn_reloader(config.ranking.serving.reload_every, shutdown)
     }
 }
 
@@ -102,10 +119,12 @@ impl AppState {
 #[openapi(
     info(
         title = "Aperture read API",
-        description = "Home feeds, profiles, posts, trending hashtags, notifications and stories, served from precomputed state."
+        description = "Home feeds (chronological or ranked), Explore, Reels, profiles, posts, trending hashtags, notifications and stories, served from precomputed state."
     ),
     paths(
         get_feed,
+        get_explore,
+        get_reels,
         get_user,
         get_post,
         get_trending,
@@ -118,6 +137,9 @@ impl AppState {
     ),
     components(schemas(
         FeedPage,
+        ranked::RankedPage,
+        ranked::Breakdown,
+        ranked::sources::Origin,
         posts::Source,
         posts::PostView,
         Profile,
@@ -168,6 +190,8 @@ impl utoipa::Modify for BearerAuth {
 pub fn app(state: AppState, request_timeout: std::time::Duration) -> Router {
     Router::new()
         .route("/v1/feed", get(get_feed))
+        .route("/v1/explore", get(get_explore))
+        .route("/v1/reels", get(get_reels))
         .route("/v1/users/{id}", get(get_user))
         .route("/v1/posts/{id}", get(get_post))
         .route("/v1/trending", get(get_trending))
@@ -189,6 +213,7 @@ pub fn app(state: AppState, request_timeout: std::time::Duration) -> Router {
 /// Runs the read API until `shutdown` is cancelled.
 pub async fn serve(config: &Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state = AppState::new(config).await?;
+    state.spawn_model_reloader(config, shutdown.clone());
     let listener = tokio::net::TcpListener::bind(config.serving.listen)
         .await
         .with_context(|| format!("while binding the read API to {}", config.serving.listen))?;
@@ -213,17 +238,21 @@ fn page_limit(params: &HashMap<String, String>) -> Result<usize, ApiError> {
     }
 }
 
-/// The viewer's home feed, newest first.
+/// The viewer's home feed: newest first, or ranked.
+///
+/// `order=ranked` re-orders the newest items of the feed by the ranking model (each item the
+/// chronological feed holds, once); past them the pages go on newest first.
 #[utoipa::path(
     get,
     path = "/v1/feed",
     params(
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("order" = Option<String>, Query, description = "`chronological` (default) or `ranked`"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page, with the same order"),
         ("limit" = Option<usize>, Query, description = "items per page, 1 to 100, default 20")
     ),
     responses(
         (status = 200, description = "A page of the feed", body = FeedPage),
-        (status = 400, description = "A bad cursor or limit", body = error::ErrorResponse),
+        (status = 400, description = "A bad order, cursor or limit", body = error::ErrorResponse),
         (status = 401, description = "Missing or invalid bearer token", body = error::ErrorResponse),
         (status = 503, description = "State store unavailable", body = error::ErrorResponse)
     ),
@@ -235,11 +264,113 @@ async fn get_feed(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<FeedPage>, ApiError> {
     let limit = page_limit(&params)?;
+    let ranked = match params.get("order").map(String::as_str) {
+        None | Some("chronological") => false,
+        Some("ranked") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "order",
+                format!("order must be chronological or ranked, got {other:?}"),
+            ));
+        }
+    };
+    if ranked {
+        let cursor = params
+            .get("cursor")
+            .map(|c| ranked::FeedCursor::decode(c))
+            .transpose()?;
+        let page = state
+            .ranker
+            .feed(&state.store, viewer, cursor, limit, now_ms())
+            .await?;
+        return Ok(Json(page));
+    }
     let cursor = params
         .get("cursor")
         .map(|c| Cursor::decode(c))
         .transpose()?;
     Ok(Json(feed::page(&state.store, viewer, cursor, limit).await?))
+}
+
+async fn ranked_page(
+    state: &AppState,
+    viewer: u64,
+    surface: ranked::Ranked,
+    params: &HashMap<String, String>,
+) -> Result<Json<ranked::RankedPage>, ApiError> {
+    let limit = page_limit(params)?;
+    let cursor = params
+        .get("cursor")
+        .map(|c| ranked::RankCursor::decode(c, surface))
+        .transpose()?;
+    let page = state
+        .ranker
+        .page(
+            &state.store,
+            &state.trending,
+            viewer,
+            surface,
+            cursor,
+            limit,
+            now_ms(),
+        )
+        .await?;
+    Ok(Json(page))
+}
+
+/// Explore: posts from accounts the viewer does not follow, ranked for them.
+///
+/// Candidates from co-engagement neighbours, trending hashtags, first-hour velocity and
+/// popularity; never the viewer's own posts, private accounts, accounts blocked either way,
+/// posts they hid or reported or have seen; at most `ranking.serving.author-cap` posts of one
+/// author in any `page-window` consecutive items. Pages of one session (its cursors) never
+/// repeat a post.
+#[utoipa::path(
+    get,
+    path = "/v1/explore",
+    params(
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("limit" = Option<usize>, Query, description = "items per page, 1 to 100, default 20")
+    ),
+    responses(
+        (status = 200, description = "A page of Explore", body = ranked::RankedPage),
+        (status = 400, description = "A bad cursor or limit", body = error::ErrorResponse),
+        (status = 401, description = "Missing or invalid bearer token", body = error::ErrorResponse),
+        (status = 503, description = "State store unavailable", body = error::ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
+async fn get_explore(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<ranked::RankedPage>, ApiError> {
+    ranked_page(&state, viewer, ranked::Ranked::Explore, &params).await
+}
+
+/// Reels: reels only, ranked for the viewer with expected watch time, from anyone they may
+/// see (private accounts' only when they follow them), under Explore's other rules.
+#[utoipa::path(
+    get,
+    path = "/v1/reels",
+    params(
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("limit" = Option<usize>, Query, description = "items per page, 1 to 100, default 20")
+    ),
+    responses(
+        (status = 200, description = "A page of Reels", body = ranked::RankedPage),
+        (status = 400, description = "A bad cursor or limit", body = error::ErrorResponse),
+        (status = 401, description = "Missing or invalid bearer token", body = error::ErrorResponse),
+        (status = 503, description = "State store unavailable", body = error::ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
+async fn get_reels(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<ranked::RankedPage>, ApiError> {
+    ranked_page(&state, viewer, ranked::Ranked::Reels, &params).await
 }
 
 /// A user's profile, as the viewer may see it.

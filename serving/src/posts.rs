@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use redis::RedisError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::store::Store;
 
 /// Where a feed item came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// Pushed into the viewer's timeline at post time.
@@ -44,6 +44,12 @@ pub struct PostView {
     /// In a feed: how the post reached it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// In Explore and Reels: the candidate source that found it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::ranked::sources::Origin>,
+    /// In ranked lists with `ranking.serving.debug` on: how its score came about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Box<crate::ranked::Breakdown>>,
 }
 
 /// What never changes about a post once created: kept by the process after the first read.
@@ -244,6 +250,8 @@ fn view(post: u64, meta: &PostMeta, counts: Counts, username: &str) -> PostView 
         like_count: counts.likes,
         comment_count: counts.comments,
         source: None,
+        origin: None,
+        breakdown: None,
     }
 }
 
