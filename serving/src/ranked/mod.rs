@@ -706,7 +706,7 @@ impl Ranker {
             .items
             .iter()
             .map(|p| {
-                let media = media_type(&p.media_type);
+                let media = state::media(&p.media_type).unwrap_or(MediaType::Photo);
                 let (score, breakdown) = match snapshot.inputs(p.post_id, Surface::Feed, topics) {
                     Some(inputs) => {
                         let factor = if seen.contains(&p.post_id) {
@@ -754,13 +754,6 @@ impl Ranker {
             .collect();
         Ok((items, window.next_cursor))
     }
-}
-
-fn media_type(text: &str) -> MediaType {
-    MediaType::ALL
-        .into_iter()
-        .find(|m| m.as_str() == text)
-        .unwrap_or(MediaType::Photo)
 }
 
 /// Candidates taken in turn from each source, strongest first, each post once, `cap` at

@@ -153,7 +153,8 @@ fn queue_posts(pipe: &mut redis::Pipeline, store: &Store, posts: &[u64]) {
     }
 }
 
-fn media(text: &str) -> Option<MediaType> {
+/// A media type as the jobs store it (`MediaType::as_str`).
+pub(crate) fn media(text: &str) -> Option<MediaType> {
     MediaType::ALL.into_iter().find(|m| m.as_str() == text)
 }
 
