@@ -11,11 +11,11 @@
 
 use std::collections::{HashMap, HashSet};
 
+use aperture_schema::engagement::{Engagement, PostStats};
 use aperture_schema::event::{Event, MediaType, Surface};
+use aperture_schema::state::utc_day;
 use aperture_schema::truth::{LABEL_WINDOW_MS, Task};
 use aperture_schema::{Config, Envelope};
-use aperture_stream_jobs::jobs::engagement::utc_day;
-use aperture_stream_jobs::oracle::engagement::{Engagement, PostStats};
 
 use crate::features::{self, Author, Inputs, Pair, Seen, Viewer};
 use crate::topics::Topics;

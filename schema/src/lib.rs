@@ -17,6 +17,8 @@
 //! - [`topics`]: topic names, the partition key and the Kafka-compatible partitioner.
 //! - [`keys`]: the Redis keyspace; every key name is built here, behind a configurable prefix.
 //! - [`state`]: bucket sizes and lifetimes of the derived state, shared by writers and readers.
+//! - [`engagement`]: the engagement job's semantics as an exact in-memory replay, shared by the
+//!   jobs' oracle and ranking's offline features.
 //! - [`truth`]: impressions, their engagement labels and the generator's true probabilities,
 //!   shared by the generator and the ranking crate.
 //! - [`warehouse`]: the Parquet warehouse's tables: names, columns, Arrow types and meanings.
@@ -24,6 +26,7 @@
 
 pub mod config;
 pub mod decode;
+pub mod engagement;
 pub mod event;
 pub mod extract;
 pub mod keys;

@@ -5,6 +5,11 @@
 /// half-life a term grows by 2^52 a year, well inside an f64 for decades.
 pub const AFFINITY_EPOCH_MS: i64 = 1_735_689_600_000;
 
+/// Views kept in a viewer's `view_history`, and posts in their `engaged_posts`: enough for
+/// ranking's per-viewer rates, bounded per account.
+pub const HISTORY_CAP: usize = 200;
+pub const ENGAGED_CAP: usize = 1_000;
+
 /// An affinity as stored (`Σ weight · 2^((ts − epoch) / half-life)`) read at `at_ms`.
 pub fn affinity_at(stored: f64, at_ms: i64, half_life_ms: f64) -> f64 {
     stored * 2f64.powf(-((at_ms - AFFINITY_EPOCH_MS) as f64) / half_life_ms)

@@ -7,7 +7,7 @@
 //! reach the same state from any interleaving of partitions by folding per-pair logs; the
 //! oracle needs none of that, because it sees every event in order.
 
-pub mod engagement;
+pub use aperture_schema::engagement;
 pub mod notifications;
 pub mod pools;
 pub mod stories;

@@ -46,10 +46,7 @@ use aperture_schema::event::Event;
 
 use super::{Job, Records};
 
-/// Views kept in a viewer's `view_history`, and posts in their `engaged_posts`: enough for
-/// ranking's per-viewer rates, bounded per account.
-pub const HISTORY_CAP: usize = 200;
-pub const ENGAGED_CAP: usize = 1_000;
+pub use aperture_schema::state::{ENGAGED_CAP, HISTORY_CAP};
 
 pub use aperture_schema::state::{AFFINITY_EPOCH_MS, utc_day};
 

@@ -1,12 +1,15 @@
 //! The engagement job's model: every counter kept exactly (distinct viewers and accounts as
 //! sets, where Redis keeps HyperLogLogs), affinity as a plain sum of decayed terms.
+//!
+//! It lives here, beside the keyspace, because two sides replay it: the stream jobs' oracle
+//! (what the engagement job must have written) and ranking's offline features (what serving
+//! would have read at an impression's time), and ranking must not import the jobs.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aperture_schema::event::Event;
-use aperture_schema::{Config, Envelope};
-
-use crate::jobs::engagement::{AFFINITY_EPOCH_MS, ENGAGED_CAP, HISTORY_CAP, utc_day};
+use crate::event::Event;
+use crate::state::{AFFINITY_EPOCH_MS, ENGAGED_CAP, HISTORY_CAP, utc_day};
+use crate::{Config, Envelope};
 
 const FIRST_HOUR_MS: i64 = 3_600_000;
 
@@ -160,7 +163,7 @@ impl Engagement {
     /// Affinity of `viewer` to `author` as it reads at `at_ms` (the stored sum decayed to then).
     pub fn affinity_at(&self, viewer: u64, author: u64, at_ms: i64) -> f64 {
         let sum = self.affinity.get(&(viewer, author)).copied().unwrap_or(0.0);
-        aperture_schema::state::affinity_at(sum, at_ms, self.half_life_ms)
+        crate::state::affinity_at(sum, at_ms, self.half_life_ms)
     }
 
     #[allow(clippy::too_many_arguments)]
