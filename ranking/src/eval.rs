@@ -97,17 +97,27 @@ impl Report {
             .max_by(f64::total_cmp)
     }
 
-    /// Whether the model beats the best baseline on every task's AUC: the acceptance rule.
+    /// The smallest lead of the model's AUC over the best baseline's, across the tasks the
+    /// held-out days can measure (those with both positive and negative impressions: a task
+    /// the log never shows has no AUC for anyone). `None` when no task is measured, or one of
+    /// them has no AUC for the model or for every baseline.
+    pub fn auc_margin(&self) -> Option<f64> {
+        let model = self.row(MODEL)?;
+        let measured = Task::ALL.into_iter().filter(|&t| {
+            self.positives[t.index()] > 0 && self.positives[t.index()] < self.impressions
+        });
+        let mut margin: Option<f64> = None;
+        for t in measured {
+            let lead = model.auc[t.index()]? - self.best_baseline_auc(t)?;
+            margin = Some(margin.map_or(lead, |m| m.min(lead)));
+        }
+        margin
+    }
+
+    /// Whether the model beats the best baseline on the AUC of every measured task, and at
+    /// least one is measured ([`Report::auc_margin`] above zero): the acceptance rule.
     pub fn model_beats_baselines(&self) -> bool {
-        let Some(model) = self.row(MODEL) else {
-            return false;
-        };
-        Task::ALL.iter().all(
-            |&t| match (model.auc[t.index()], self.best_baseline_auc(t)) {
-                (Some(m), Some(b)) => m > b,
-                _ => false,
-            },
-        )
+        self.auc_margin().is_some_and(|m| m > 0.0)
     }
 }
 

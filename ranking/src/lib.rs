@@ -82,7 +82,7 @@ pub fn read_truth(path: &Path) -> Result<HashMap<String, Probabilities>, RankErr
 
 /// Trains a model on all but the held-out end of `events` (in event-time order, each id once),
 /// evaluates it there against the baselines (and the ceiling, given the truth) and marks it
-/// accepted when it beats every baseline on every task's AUC.
+/// accepted when it beats every baseline on the AUC of every task the held-out days measure.
 pub fn train(
     events: &[Envelope],
     truth: Option<&HashMap<String, Probabilities>>,

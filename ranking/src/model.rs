@@ -26,11 +26,6 @@ pub const FORMAT: u32 = 1;
 pub enum ModelError {
     #[error("no impressions to train on between {from_ms} and {to_ms}")]
     NoData { from_ms: i64, to_ms: i64 },
-    #[error("task {task} has no {missing} example in the training days; nothing to learn from")]
-    OneClass {
-        task: &'static str,
-        missing: &'static str,
-    },
     #[error("fitting {what} failed: {reason}")]
     Fit { what: &'static str, reason: String },
     #[error("could not {action} {path}: {source}")]
@@ -252,14 +247,15 @@ pub fn fit(train: &[&Impression]) -> Result<Artifact, ModelError> {
         let y: Array1<bool> = train.iter().map(|i| i.label(task)).collect();
         let positives = y.iter().filter(|&&b| b).count();
         if positives == 0 || positives == y.len() {
-            return Err(ModelError::OneClass {
-                task: task.as_str(),
-                missing: if positives == 0 {
-                    "positive"
-                } else {
-                    "negative"
-                },
+            // A log without this kind of engagement (a public dataset of ratings has no
+            // shares) leaves nothing to learn: the task predicts its smoothed training rate,
+            // the same for every candidate, so it orders nothing and the table shows it.
+            let negatives = y.len() - positives;
+            tasks.push(Linear {
+                weights: vec![0.0; LEN],
+                intercept: ((positives as f64 + 0.5) / (negatives as f64 + 0.5)).ln(),
             });
+            continue;
         }
         let data = DatasetBase::new(x.view(), y);
         let fitted = LogisticRegression::default()

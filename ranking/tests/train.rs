@@ -155,3 +155,36 @@ fn the_final_score_adds_positive_tasks_and_subtracts_negative_feedback() {
     let hidden = model::score(&Probabilities { negative: 0.1, ..p }, &w);
     assert!((base - hidden - 0.1 * w.negative).abs() < 1e-12);
 }
+
+#[test]
+fn a_task_the_log_never_shows_trains_to_a_constant_that_orders_nothing() {
+    let mut impressions = trained().data.impressions.clone();
+    for i in &mut impressions {
+        i.labels[Task::Share.index()] = false;
+    }
+    let refs: Vec<_> = impressions.iter().collect();
+    let artifact = model::fit(&refs).expect("a log without shares still trains");
+    let shares: Vec<f64> = impressions
+        .iter()
+        .take(200)
+        .map(|i| artifact.predict(&i.inputs).get(Task::Share))
+        .collect();
+    let expected = 0.5 / (impressions.len() as f64 + 1.0);
+    for s in &shares {
+        assert!((s - shares[0]).abs() < 1e-12, "share predictions differ");
+    }
+    assert!(
+        (shares[0] - expected).abs() < 1e-6,
+        "share predicts {} where the smoothed rate is {expected}",
+        shares[0]
+    );
+    let likes: Vec<f64> = impressions
+        .iter()
+        .take(200)
+        .map(|i| artifact.predict(&i.inputs).get(Task::Like))
+        .collect();
+    assert!(
+        likes.iter().any(|l| (l - likes[0]).abs() > 1e-6),
+        "the other tasks still learn"
+    );
+}
