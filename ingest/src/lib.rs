@@ -9,8 +9,11 @@
 //! - [`generate`]: `aperture generate`, a deterministic, heavy-tailed synthetic workload, and the
 //!   sinks that send it to Kafka, to the ingest API or to a file.
 //! - [`metrics`]: metric names and the Prometheus recorder.
+//! - [`movielens`]: `aperture dataset movielens`, the public MovieLens 100K dataset as events,
+//!   for training and judging the ranking models on real engagement.
 
 pub mod api;
 pub mod generate;
 pub mod kafka;
 pub mod metrics;
+pub mod movielens;
