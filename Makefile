@@ -3,7 +3,7 @@
 #   make test   everything CI checks: formatting, lints, and the tests against real services
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
-.PHONY: run test services services-down services-status lint notebooks bench-ingest bench-jobs bench-feed bench-warehouse
+.PHONY: run test services services-down services-status lint notebooks movielens bench-ingest bench-jobs bench-feed bench-warehouse bench-ranking bench-explore
 
 # Services: install what is missing (apt packages, the tansu broker), start what is not running.
 services:
@@ -25,6 +25,11 @@ lint: services
 test: services lint
 	cargo test --workspace
 	scripts/notebooks test
+	scripts/movielens
+
+# The ranking trainer on MovieLens 100K (from the recbole wheel): its offline table.
+movielens: services
+	scripts/movielens
 
 # The notebooks, each run in a Jupyter kernel against a warehouse built from the generator
 # (pinned Python packages from notebooks/requirements.txt, installed into .aperture/py).
@@ -39,6 +44,13 @@ bench-jobs: services
 
 bench-feed: services
 	cargo bench -p aperture --bench feed
+
+bench-explore: services
+	cargo bench -p aperture --bench explore
+
+# No services: the model scores candidates already in memory.
+bench-ranking:
+	cargo bench -p aperture-ranking --bench scoring
 
 # DataFusion next to DuckDB on the same Parquet; DuckDB (Python package) goes into a venv.
 bench-warehouse:

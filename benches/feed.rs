@@ -11,6 +11,8 @@
 //! (default 6,000) sizes the workload; APERTURE_BENCH_SECONDS (default 10) the load;
 //! APERTURE_BENCH_CLIENTS (default 32) the connections, used for both sides.
 
+#[path = "load/mod.rs"]
+mod load;
 #[path = "../stream-jobs/tests/support/mod.rs"]
 mod support;
 
@@ -20,18 +22,12 @@ use std::time::Duration;
 use aperture_ingest::generate::{Spec, generate};
 use aperture_schema::{Config, EventKind};
 use aperture_serving::auth::Tokens;
+use load::{env_usize, wrk};
 use support::*;
 
 // The allocator `aperture serve` runs with, so the figures are the binary's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// `redis-benchmark --csv` for one command: (requests/s, p50 ms, p99 ms).
 fn redis_benchmark(config: &Config, clients: usize, args: &[&str]) -> (f64, f64, f64) {
@@ -56,28 +52,6 @@ fn redis_benchmark(config: &Config, clients: usize, args: &[&str]) -> (f64, f64,
         .collect();
     // rps, avg, min, p50, p95, p99, max
     (cols[0], cols[3], cols[5])
-}
-
-/// A figure from wrk's report: the value after `label` on its line, latencies in ms.
-fn wrk_figure(report: &str, label: &str) -> f64 {
-    let line = report
-        .lines()
-        .map(str::trim)
-        .find(|l| l.starts_with(label))
-        .unwrap_or_else(|| panic!("wrk printed no {label} line:\n{report}"));
-    let value = line[label.len()..].trim();
-    let (number, unit) = value.split_at(
-        value
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(value.len()),
-    );
-    let number: f64 = number.parse().expect("a number");
-    match unit {
-        "us" => number / 1e3,
-        "ms" | "" => number,
-        "s" => number * 1e3,
-        other => panic!("unknown unit {other} in {line}"),
-    }
 }
 
 fn main() {
@@ -116,25 +90,6 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let token_file = dir.join("tokens.txt");
     std::fs::write(&token_file, tokens.join("\n")).unwrap();
-    let script = dir.join("feed.lua");
-    std::fs::write(
-        &script,
-        format!(
-            r#"
-local tokens = {{}}
-for line in io.lines("{}") do tokens[#tokens + 1] = line end
-local items, pages = 0, 0
-math.randomseed(os.time() + tonumber(tostring({{}}):sub(8), 16))
-request = function()
-  local t = tokens[math.random(#tokens)]
-  return wrk.format("GET", "/v1/feed?limit=20", {{["authorization"] = "Bearer " .. t}})
-end
-"#,
-            token_file.display()
-        ),
-    )
-    .unwrap();
-
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (url, server) = runtime.block_on(async {
         let state = aperture_serving::AppState::new(&config).await.unwrap();
@@ -170,28 +125,15 @@ end
         }
         items as f64 / n as f64
     });
-    let out = Command::new("wrk")
-        .args([
-            "-t",
-            "2",
-            "-c",
-            &clients.to_string(),
-            "-d",
-            &format!("{seconds}s"),
-        ])
-        .args(["--latency", "-s"])
-        .arg(&script)
-        .arg(format!("{url}/v1/feed"))
-        .output()
-        .expect("wrk runs (package wrk, installed by scripts/services)");
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !report.contains("Non-2xx"),
-        "the feed answered errors under load:\n{report}"
+    let load = wrk(
+        &dir,
+        &token_file,
+        &url,
+        "/v1/feed?limit=20",
+        clients,
+        seconds,
     );
-    let rate = wrk_figure(&report, "Requests/sec:");
-    let p50 = wrk_figure(&report, "50%");
-    let p99 = wrk_figure(&report, "99%");
+    let (rate, p50, p99) = (load.rate, load.p50, load.p99);
     server.abort();
     std::fs::remove_dir_all(&dir).ok();
 

@@ -132,6 +132,10 @@ pub async fn run(
     wait_applied(config, &job_names, &after, &shutdown).await?;
     let read_state = aperture_serving::AppState::new(config).await?;
     let store = read_state.store.clone();
+    let ranker = read_state.ranker.clone();
+    // Models trained from here on (the one below, `aperture rank train` later) are picked up
+    // without a restart.
+    let reloader = read_state.spawn_model_reloader(config, shutdown.clone());
     let read_listener = tokio::net::TcpListener::bind(config.serving.listen)
         .await
         .with_context(|| format!("while binding the read API to {}", config.serving.listen))?;
@@ -149,12 +153,43 @@ pub async fn run(
     let viewer = pick_viewer(&store, &workload.events).await?;
     let token = aperture_serving::auth::Tokens::new(&config.serving.jwt_secret)
         .mint(viewer, config.serving.token_ttl);
-    show_feed(&read_url, &token, viewer).await?;
+    show_page(
+        &read_url,
+        &token,
+        "/v1/feed",
+        &format!("the home feed of user {viewer}"),
+    )
+    .await?;
     show_trending(&read_url).await?;
     show_warehouse(config).await?;
     show_ranking(config, &workload).await?;
+    // Serve with the model just trained now rather than at the next reload tick.
+    match ranker.models.reload() {
+        Ok(Some(version)) => println!("the read API now ranks with {version}"),
+        Ok(None) => println!(
+            "the read API keeps its model (none newer was accepted): Explore and Reels score by \
+             the popularity prior until one is"
+        ),
+        Err(e) => println!("the read API could not load the model: {e}"),
+    }
+    for (path, title) in [
+        ("/v1/feed?order=ranked&", "ranked"),
+        ("/v1/explore?", "Explore"),
+        ("/v1/reels?", "Reels"),
+    ] {
+        show_page(
+            &read_url,
+            &token,
+            path,
+            &format!("{title} for user {viewer}"),
+        )
+        .await?;
+    }
     println!(
         "\ntry it:\n  curl -s -H 'authorization: Bearer {token}' '{read_url}/v1/feed?limit=5'\n  \
+         curl -s -H 'authorization: Bearer {token}' '{read_url}/v1/feed?order=ranked&limit=5'\n  \
+         curl -s -H 'authorization: Bearer {token}' '{read_url}/v1/explore?limit=5'\n  \
+         curl -s -H 'authorization: Bearer {token}' '{read_url}/v1/reels?limit=5'\n  \
          curl -s -H 'authorization: Bearer {token}' {read_url}/v1/users/{viewer}\n  \
          curl -s -H 'authorization: Bearer {token}' '{read_url}/v1/notifications?limit=5'\n  \
          curl -s -H 'authorization: Bearer {token}' {read_url}/v1/notifications/unread\n  \
@@ -177,6 +212,7 @@ pub async fn run(
     }
     server.await.context("the ingest server task failed")??;
     read_server.await.context("the read server task failed")??;
+    reloader.await.context("the model reloader panicked")?;
     worker_stop.cancel();
     worker.await.context("the stream worker panicked")??;
     warehouse.await.context("the warehouse sink panicked")??;
@@ -339,16 +375,18 @@ async fn pick_viewer(
 }
 
 /// Reads the viewer's first page over HTTP, as an app would, and prints it.
-async fn show_feed(read_url: &str, token: &str, viewer: u64) -> anyhow::Result<()> {
+/// The first five items of `path` (ending in `?` or `&`, or a bare path) for the token's user.
+async fn show_page(read_url: &str, token: &str, path: &str, title: &str) -> anyhow::Result<()> {
+    let sep = if path.ends_with(['?', '&']) { "" } else { "?" };
     let page: serde_json::Value = reqwest::Client::new()
-        .get(format!("{read_url}/v1/feed?limit=5"))
+        .get(format!("{read_url}{path}{sep}limit=5"))
         .bearer_auth(token)
         .send()
         .await?
         .error_for_status()?
         .json()
         .await?;
-    println!("\nthe home feed of user {viewer}, first page:");
+    println!("\n{title}, first page:");
     for item in page["items"].as_array().into_iter().flatten() {
         let caption: String = item["caption"]
             .as_str()
@@ -358,7 +396,7 @@ async fn show_feed(read_url: &str, token: &str, viewer: u64) -> anyhow::Result<(
             .take(50)
             .collect();
         println!(
-            "  {:>5} {:<10} by @{:<16} {:>5} likes  {caption}",
+            "  {:>10} {:<10} by @{:<16} {:>5} likes  {caption}",
             item["source"].as_str().unwrap_or(""),
             item["media_type"].as_str().unwrap_or(""),
             item["author_username"].as_str().unwrap_or(""),
