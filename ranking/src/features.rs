@@ -246,7 +246,7 @@ pub struct Inputs {
 
 /// The names of [`vector`]'s entries, in order: the artifact stores them so a model and the
 /// code reading it cannot disagree about positions.
-pub const NAMES: [&str; 35] = [
+pub const NAMES: [&str; 38] = [
     "log_age_hours",
     "log_likes",
     "log_comments",
@@ -282,6 +282,9 @@ pub const NAMES: [&str; 35] = [
     "log_post_watch_s",
     "log_author_watch_s",
     "post_watch_known",
+    "post_watch_s",
+    "author_watch_s",
+    "post_watch_s_x_topic_rate",
 ];
 
 /// Number of features.
@@ -306,6 +309,12 @@ pub fn vector(i: &Inputs) -> [f64; LEN] {
     } else {
         0.0
     };
+    let topic_rate = if i.has_topic {
+        (i.topic_engaged as f64 + 1.0) / (i.topic_views as f64 + 3.0)
+    } else {
+        0.0
+    };
+    let post_watch_s = mean_s(i.post_watch_ms, i.post_watched);
     [
         ln1p(age_hours),
         ln1p(i.likes as f64),
@@ -337,20 +346,22 @@ pub fn vector(i: &Inputs) -> [f64; LEN] {
         flag(i.surface == Surface::Hashtag),
         (i.media_engaged as f64 + 1.0) / (i.media_views as f64 + 3.0),
         flag(i.has_topic),
-        if i.has_topic {
-            (i.topic_engaged as f64 + 1.0) / (i.topic_views as f64 + 3.0)
-        } else {
-            0.0
-        },
+        topic_rate,
         if i.has_topic && i.total_topic_engaged > 0 {
             i.topic_engaged as f64 / i.total_topic_engaged as f64
         } else {
             0.0
         },
         ln1p(i.topic_views as f64),
-        ln1p(mean_s(i.post_watch_ms, i.post_watched)),
+        ln1p(post_watch_s),
         ln1p(mean_s(i.author_watch_ms, i.author_watched)),
         flag(i.post_watched > 0),
+        // Watch time is the clip's length times how much of it this viewer watches: the
+        // post's mean watch in plain seconds stands for the length, and its product with the
+        // viewer's topic rate for the part that depends on the match.
+        post_watch_s,
+        mean_s(i.author_watch_ms, i.author_watched),
+        post_watch_s * topic_rate,
     ]
 }
 
