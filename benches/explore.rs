@@ -20,9 +20,8 @@ mod support;
 use std::time::Duration;
 
 use aperture_ingest::generate::{Spec, generate};
-use aperture_schema::{Config, EventKind};
-use aperture_serving::auth::Tokens;
-use load::{Load, env_usize, wrk};
+use aperture_schema::Config;
+use load::{Load, Viewers, env_usize, follower_tokens, serve, wrk};
 use support::*;
 
 // The allocator `aperture serve` runs with, so the figures are the binary's.
@@ -79,23 +78,12 @@ fn main() {
     serving.accepted = true;
     serving.save(&models).expect("the artifact is written");
 
-    // Viewers: everyone who follows someone (they have a feed to compare with).
-    let mut viewers: Vec<u64> = events
-        .iter()
-        .filter(|e| e.kind() == EventKind::Follow)
-        .map(|e| e.actor_id)
-        .collect();
-    viewers.sort_unstable();
-    viewers.dedup();
-    let tokens = Tokens::new(&config.serving.jwt_secret);
-    let tokens: Vec<String> = viewers
-        .iter()
-        .map(|&v| tokens.mint(v, Duration::from_secs(3600)))
-        .collect();
     let dir = std::env::temp_dir().join(unique("aperture-bench-explore"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let token_file = dir.join("tokens.txt");
-    std::fs::write(&token_file, tokens.join("\n")).unwrap();
+    let Viewers {
+        ids: viewers,
+        tokens,
+        file: token_file,
+    } = follower_tokens(&events, &config, &dir);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (url, server) = runtime.block_on(async {
@@ -104,17 +92,7 @@ fn main() {
             state.ranker.models.current().is_some(),
             "serving loaded the model"
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                aperture_serving::app(state, Duration::from_secs(10)),
-            )
-            .await
-            .unwrap()
-        });
-        (url, server)
+        serve(state).await
     });
     // Mean items per page over a sample of viewers (not timed): a fast empty page is no result.
     let mean_items = |path: &str| {

@@ -1,8 +1,13 @@
 //! What the HTTP benchmarks share: `wrk` driving one path with a random viewer's token per
 //! request, and reading its report.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use aperture_schema::{Config, Envelope, EventKind};
+use aperture_serving::AppState;
+use aperture_serving::auth::Tokens;
 
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -86,4 +91,52 @@ end
         p50: wrk_figure(&report, "50%"),
         p99: wrk_figure(&report, "99%"),
     }
+}
+
+/// The viewers a benchmark drives: every account that follows someone (each has a feed to ask
+/// for), with an hour-long bearer token each.
+pub struct Viewers {
+    pub ids: Vec<u64>,
+    pub tokens: Vec<String>,
+    /// The tokens one per line (`<dir>/tokens.txt`), the file [`wrk`]'s script reads.
+    pub file: PathBuf,
+}
+
+/// See [`Viewers`]; the token file goes into `dir`.
+pub fn follower_tokens(events: &[Envelope], config: &Config, dir: &Path) -> Viewers {
+    let mut viewers: Vec<u64> = events
+        .iter()
+        .filter(|e| e.kind() == EventKind::Follow)
+        .map(|e| e.actor_id)
+        .collect();
+    viewers.sort_unstable();
+    viewers.dedup();
+    let minter = Tokens::new(&config.serving.jwt_secret);
+    let tokens: Vec<String> = viewers
+        .iter()
+        .map(|&v| minter.mint(v, Duration::from_secs(3600)))
+        .collect();
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join("tokens.txt");
+    std::fs::write(&file, tokens.join("\n")).unwrap();
+    Viewers {
+        ids: viewers,
+        tokens,
+        file,
+    }
+}
+
+/// The read API over `state` on a loopback port: its base URL and the server's task.
+pub async fn serve(state: AppState) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            aperture_serving::app(state, Duration::from_secs(10)),
+        )
+        .await
+        .unwrap()
+    });
+    (url, server)
 }
