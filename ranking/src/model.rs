@@ -10,7 +10,7 @@ use aperture_schema::truth::{Probabilities, Task};
 use linfa::prelude::*;
 use linfa_linear::LinearRegression;
 use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::eval::Report;
@@ -240,7 +240,11 @@ pub fn fit(train: &[&Impression]) -> Result<Artifact, ModelError> {
         .into_iter()
         .map(|v| if v > 1e-12 { v.sqrt() } else { 1.0 })
         .collect();
-    let x = Array2::from_shape_fn((raw.len(), LEN), |(r, k)| (raw[r][k] - mean[k]) / std[k]);
+    // Column-major: linfa's gradient multiplies by the transpose, whose rows are then
+    // contiguous; row-major made every gradient a strided walk and training took minutes.
+    let x = Array2::from_shape_fn((raw.len(), LEN).f(), |(r, k)| {
+        (raw[r][k] - mean[k]) / std[k]
+    });
 
     let mut tasks = Vec::new();
     for task in Task::ALL {

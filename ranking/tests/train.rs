@@ -158,7 +158,14 @@ fn the_final_score_adds_positive_tasks_and_subtracts_negative_feedback() {
 
 #[test]
 fn a_task_the_log_never_shows_trains_to_a_constant_that_orders_nothing() {
-    let mut impressions = trained().data.impressions.clone();
+    // A fifth of the log is plenty to show it, at a fifth of a fit.
+    let mut impressions: Vec<_> = trained()
+        .data
+        .impressions
+        .iter()
+        .step_by(5)
+        .cloned()
+        .collect();
     for i in &mut impressions {
         i.labels[Task::Share.index()] = false;
     }
