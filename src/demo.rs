@@ -203,6 +203,7 @@ pub async fn run(
         now_ms(),
         now_ms()
     );
+    show_dashboard(&read_url, config, &workload.events);
     if args.exit {
         shutdown.cancel();
     } else {
@@ -218,6 +219,50 @@ pub async fn run(
     warehouse.await.context("the warehouse sink panicked")??;
     tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(30))).await??;
     Ok(())
+}
+
+/// The creators' dashboard of the generated day's busiest creator (most views of their posts
+/// by others on the workload's last day), and a sign-in link for it.
+fn show_dashboard(read_url: &str, config: &Config, events: &[aperture_schema::Envelope]) {
+    use aperture_schema::state::utc_day;
+    let Some(last) = events.iter().map(|e| e.ts).max() else {
+        return;
+    };
+    let (first, last_day) = (
+        utc_day(events.iter().map(|e| e.ts).min().unwrap_or(last)),
+        utc_day(last),
+    );
+    let mut views: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    for e in events {
+        if let aperture_schema::Event::View(v) = &e.event
+            && v.author_id != e.actor_id
+            && utc_day(e.ts) == last_day
+        {
+            *views.entry(v.author_id).or_default() += 1;
+        }
+    }
+    let Some((&creator, &n)) = views.iter().max_by_key(|(a, n)| (**n, std::cmp::Reverse(**a)))
+    else {
+        return;
+    };
+    let token = aperture_serving::auth::Tokens::new(&config.serving.jwt_secret)
+        .mint(creator, config.serving.token_ttl);
+    // The generated span lies in the past, so the link names it as a custom range.
+    let next = format!("/dashboard?range=custom&from={first}&to={last_day}");
+    let next: String = next
+        .bytes()
+        .map(|b| match b {
+            b'?' => "%3F".to_owned(),
+            b'&' => "%26".to_owned(),
+            b'=' => "%3D".to_owned(),
+            _ => (b as char).to_string(),
+        })
+        .collect();
+    println!(
+        "\nthe creators' dashboard: user {creator} is the busiest creator of {last_day} ({n} \
+         views by others); sign in as them (the form is pre-filled) at\n  \
+         {read_url}/login?next={next}&token={token}\n  then {read_url}/dashboard"
+    );
 }
 
 /// Drains the topic into the warehouse (so the SQL below sees this run), then leaves a sink

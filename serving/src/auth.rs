@@ -115,11 +115,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::Unauthorized(
-                "this endpoint needs an Authorization: Bearer <token> header".into(),
-            )
-        })?;
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            // A browser signed in on the dashboard carries the token in its session cookie.
+            let token = session_token(&parts.headers).ok_or_else(|| {
+                ApiError::Unauthorized(
+                    "this endpoint needs an Authorization: Bearer <token> header or a \
+                     signed-in session"
+                        .into(),
+                )
+            })?;
+            return Tokens::from_ref(state).verify(&token).map(Viewer);
+        };
         let value = header
             .to_str()
             .map_err(|_| ApiError::Unauthorized("the Authorization header is not ASCII".into()))?;
@@ -131,6 +137,16 @@ where
             })?;
         Tokens::from_ref(state).verify(token.trim()).map(Viewer)
     }
+}
+
+/// The cookie a signed-in browser holds: the token itself, HttpOnly, so no script can read it.
+pub const SESSION_COOKIE: &str = "aperture_session";
+
+/// The token of the session cookie, if the request carries one.
+pub fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {
+    axum_extra::extract::CookieJar::from_headers(headers)
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_owned())
 }
 
 #[cfg(test)]

@@ -12,9 +12,11 @@
 
 pub mod auth;
 pub mod cursor;
+pub mod dashboard;
 pub mod detail;
 pub mod error;
 pub mod feed;
+pub mod insights;
 pub mod notifications;
 pub mod posts;
 pub mod ranked;
@@ -133,6 +135,8 @@ impl AppState {
         post_read,
         get_tray,
         get_story_viewers,
+        get_insights,
+        get_post_insights,
         healthz
     ),
     components(schemas(
@@ -160,6 +164,14 @@ impl AppState {
         stories::Tray,
         stories::StoryViewer,
         stories::ViewerPage,
+        insights::AccountInsights,
+        insights::Counts,
+        insights::Estimate,
+        insights::Figures,
+        insights::Day,
+        insights::Comparison,
+        insights::PostFigures,
+        insights::SortBy,
         error::ErrorResponse,
         error::ErrorBody
     )),
@@ -200,6 +212,17 @@ pub fn app(state: AppState, request_timeout: std::time::Duration) -> Router {
         .route("/v1/notifications/read", post(post_read))
         .route("/v1/stories/tray", get(get_tray))
         .route("/v1/stories/{id}/viewers", get(get_story_viewers))
+        .route("/v1/insights", get(get_insights))
+        .route("/v1/insights/posts/{id}", get(get_post_insights))
+        .route(
+            "/login",
+            get(dashboard::get_login).post(dashboard::post_login),
+        )
+        .route("/logout", post(dashboard::post_logout))
+        .route("/dashboard", get(dashboard::get_dashboard))
+        .route("/dashboard/daily.csv", get(dashboard::get_csv))
+        .route("/dashboard/posts.csv", get(dashboard::get_csv))
+        .route("/static/{*path}", get(dashboard::get_static))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
         .layer(TimeoutLayer::with_status_code(
@@ -409,10 +432,85 @@ fn path_id(text: &str, what: &str) -> Result<u64, ApiError> {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The signed-in creator's insights over a range of UTC days, against the range before it.
+///
+/// Always the viewer's own account: there is no author parameter. Views, interactions,
+/// follows, unfollows and watch time are exact; reach and accounts engaged are distinct over
+/// the whole range, estimated by HyperLogLog (standard error 0.81%). `range=7d|28d|90d` ends
+/// yesterday; a custom `from`/`to` may end today, which is then partial and left out of the
+/// comparison.
+#[utoipa::path(
+    get,
+    path = "/v1/insights",
+    params(
+        ("range" = Option<String>, Query, description = "`7d` (default), `28d`, `90d` or `custom`"),
+        ("from" = Option<String>, Query, description = "first day of a custom range, YYYY-MM-DD"),
+        ("to" = Option<String>, Query, description = "last day of a custom range, YYYY-MM-DD, not after today"),
+        ("sort" = Option<String>, Query, description = "top posts by `views` (default), `reach`, `interactions` or `watch_time`")
+    ),
+    responses(
+        (status = 200, description = "The account's insights", body = insights::AccountInsights),
+        (status = 400, description = "A bad range or sort", body = error::ErrorResponse),
+        (status = 401, description = "Missing or invalid bearer token", body = error::ErrorResponse),
+        (status = 503, description = "State store unavailable", body = error::ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
+async fn get_insights(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<insights::AccountInsights>, ApiError> {
+    let today = insights::today(now_ms());
+    let range = insights::Range::parse(&params, today)?;
+    let sort = insights::SortBy::parse(&params)?;
+    Ok(Json(
+        insights::account(
+            &state.store,
+            viewer,
+            range,
+            today,
+            sort,
+            state.settings.partitions,
+        )
+        .await?,
+    ))
+}
+
+/// One post's insights, for its author only.
+#[utoipa::path(
+    get,
+    path = "/v1/insights/posts/{id}",
+    params(("id" = u64, Path, description = "post id")),
+    responses(
+        (status = 200, description = "The post with its counts and its author's insights", body = detail::PostDetail),
+        (status = 400, description = "The id is not a post id", body = error::ErrorResponse),
+        (status = 401, description = "Missing or invalid bearer token", body = error::ErrorResponse),
+        (status = 403, description = "The post is another account's", body = error::ErrorResponse),
+        (status = 404, description = "No such post, or deleted", body = error::ErrorResponse),
+        (status = 503, description = "State store unavailable", body = error::ErrorResponse)
+    ),
+    security(("bearer" = []))
+)]
+async fn get_post_insights(
+    State(state): State<AppState>,
+    Viewer(viewer): Viewer,
+    Path(id): Path<String>,
+) -> Result<Json<detail::PostDetail>, ApiError> {
+    let post = path_id(&id, "post")?;
+    match detail::post(&state.store, viewer, post).await? {
+        Some(d) if d.insights.is_some() => Ok(Json(d)),
+        Some(_) => Err(ApiError::Forbidden(format!(
+            "post {post} is another account's; insights are its author's only"
+        ))),
+        None => Err(ApiError::NotFound(format!("no post {post}"))),
+    }
 }
 
 /// A post with its counts; its author also gets the insights.
