@@ -250,7 +250,49 @@ fn insights_of_the_busiest_creators_equal_the_oracle_over_7_28_and_90_days() {
         assert_eq!(status, 403, "another creator's post insights: {body}");
 
         check_dashboard(&browser, &tokens, creators[0], last, daily).await;
+        in_chromium(&browser.base, &tokens, creators[0], creators[1], last).await;
     });
+}
+
+/// The dashboard in Debian's Chromium, driven by Playwright (tests/browser/dashboard.py):
+/// sign-in, tiles and tables against the API, switching ranges and sorting, back, the CSV,
+/// light and dark screenshots (under the test's output folder), sign-out.
+async fn in_chromium(base: &str, tokens: &Tokens, creator: u64, other: u64, last: NaiveDate) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let state = std::env::var_os("APERTURE_STATE_DIR")
+        .map_or_else(|| root.join(".aperture"), std::path::PathBuf::from);
+    let python = state.join("browser/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: `scripts/services up` installs Playwright and Chromium",
+        python.display()
+    );
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+    let span = |days: i64| format!("{}:{last}", last - chrono::Duration::days(days - 1));
+    let output = tokio::process::Command::new(python)
+        .arg(root.join("tests/browser/dashboard.py"))
+        .args(["--base", base])
+        .args(["--token", &tokens.mint(creator, Duration::from_secs(600))])
+        .args([
+            "--other-token",
+            &tokens.mint(other, Duration::from_secs(600)),
+        ])
+        .args(["--first", &span(28), "--second", &span(3)])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .await
+        .expect("the browser test starts");
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        output.status.success(),
+        "the browser test failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for shot in ["dashboard-light.png", "dashboard-dark.png"] {
+        assert!(out.join(shot).exists(), "{shot} saved");
+    }
 }
 
 /// Signing in, the page's headers and numbers, and the CSV of the same URL.

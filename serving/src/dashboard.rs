@@ -71,10 +71,12 @@ fn secure(h: &mut HeaderMap) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    // A login link carries a token in its query string: never send it on as a referrer.
+    // A login link carries a token in its query string: never send it to another site as a
+    // referrer. (`no-referrer` would also make the browser send `Origin: null` on the sign-in
+    // form's POST, which the origin check must refuse.)
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
 }
 
