@@ -3,7 +3,7 @@
 #   make test   everything CI checks: formatting, lints, and the tests against real services
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
-.PHONY: run test services services-down services-status lint notebooks movielens bench-ingest bench-jobs bench-feed bench-warehouse bench-ranking bench-explore
+.PHONY: run test services services-down services-status lint notebooks movielens bench-ingest bench-jobs bench-feed bench-warehouse bench-ranking bench-explore bench-dashboard
 
 # Services: install what is missing (apt packages, the tansu broker), start what is not running.
 services:
@@ -47,6 +47,9 @@ bench-feed: services
 
 bench-explore: services
 	cargo bench -p aperture --bench explore
+
+bench-dashboard: services
+	cargo bench -p aperture --bench dashboard
 
 # No services: the model scores candidates already in memory.
 bench-ranking:

@@ -1,6 +1,9 @@
 //! What the HTTP benchmarks share: `wrk` driving one path with a random viewer's token per
 //! request, and reading its report.
 
+// Each benchmark includes this module and uses the parts it needs.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -57,7 +60,41 @@ pub fn wrk(
     clients: usize,
     seconds: u64,
 ) -> Load {
-    let script = dir.join(format!("load-{}.lua", path.len()));
+    wrk_as(
+        dir,
+        tokens,
+        base,
+        path,
+        clients,
+        seconds,
+        Credential::Bearer,
+    )
+}
+
+/// How a request carries its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// `Authorization: Bearer <token>`, as apps send it.
+    Bearer,
+    /// The dashboard's session cookie, as a signed-in browser sends it.
+    Cookie,
+}
+
+/// [`wrk`], with the token carried as `credential`.
+pub fn wrk_as(
+    dir: &Path,
+    tokens: &Path,
+    base: &str,
+    path: &str,
+    clients: usize,
+    seconds: u64,
+    credential: Credential,
+) -> Load {
+    let (header, prefix) = match credential {
+        Credential::Bearer => ("authorization", "Bearer "),
+        Credential::Cookie => ("cookie", "aperture_session="),
+    };
+    let script = dir.join(format!("load-{}-{header}.lua", path.len()));
     std::fs::write(
         &script,
         format!(
@@ -67,7 +104,7 @@ for line in io.lines("{}") do tokens[#tokens + 1] = line end
 math.randomseed(os.time() + tonumber(tostring({{}}):sub(8), 16))
 request = function()
   local t = tokens[math.random(#tokens)]
-  return wrk.format("GET", "{path}", {{["authorization"] = "Bearer " .. t}})
+  return wrk.format("GET", "{path}", {{["{header}"] = "{prefix}" .. t}})
 end
 "#,
             tokens.display()

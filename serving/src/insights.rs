@@ -387,7 +387,18 @@ pub async fn account(
         pipe.cmd("PFCOUNT")
             .arg(keys.creator_engaged(creator, &day_key(d)));
     }
-    for r in [&range, &compared, &previous] {
+    // The compared days are the range's unless today is in it: then count them apart.
+    let partial = compared
+        != Range {
+            preset: None,
+            ..range
+        };
+    let ranges: Vec<&Range> = if partial {
+        vec![&range, &compared, &previous]
+    } else {
+        vec![&range, &previous]
+    };
+    for r in ranges {
         for k in [reach_keys(r), engaged_keys(r)] {
             if k.is_empty() {
                 pipe.cmd("ECHO").arg(0);
@@ -395,6 +406,9 @@ pub async fn account(
                 pipe.cmd("PFCOUNT").arg(k);
             }
         }
+    }
+    for p in 0..partitions {
+        pipe.cmd("GET").arg(keys.job_watermark("trending", p));
     }
     pipe.cmd("ZRANGE")
         .arg(keys.recent_posts(creator))
@@ -461,8 +475,17 @@ pub async fn account(
         accounts_engaged,
     };
     let totals = figures(&range, distinct()?);
-    let current = figures(&compared, distinct()?);
+    let current = if partial {
+        figures(&compared, distinct()?)
+    } else {
+        totals
+    };
     let before = figures(&previous, distinct()?);
+    // The trending job's watermark: the newest tagged post counted on any partition.
+    let mut data_through: Option<i64> = None;
+    for _ in 0..partitions {
+        data_through = data_through.max(replies.take::<Option<i64>>()?);
+    }
     let posts: Vec<u64> = replies.take()?;
     let mut top_posts = top_posts(store, &posts).await?;
     top_posts.sort_by_key(|p| (std::cmp::Reverse(sort.key(p)), std::cmp::Reverse(p.post_id)));
@@ -481,7 +504,7 @@ pub async fn account(
             previous: before,
         },
         daily,
-        data_through_ms: crate::trending::watermark(store, partitions).await?,
+        data_through_ms: data_through,
         top_posts,
         sort,
     })

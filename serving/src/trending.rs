@@ -291,7 +291,7 @@ pub async fn page(
 }
 
 /// The trending job's watermark: the newest tagged post counted on any partition.
-pub(crate) async fn watermark(store: &Store, partitions: u32) -> Result<Option<i64>, RedisError> {
+async fn watermark(store: &Store, partitions: u32) -> Result<Option<i64>, RedisError> {
     let mut pipe = redis::pipe();
     for p in 0..partitions {
         pipe.cmd("GET")
