@@ -241,7 +241,9 @@ fn show_dashboard(read_url: &str, config: &Config, events: &[aperture_schema::En
             *views.entry(v.author_id).or_default() += 1;
         }
     }
-    let Some((&creator, &n)) = views.iter().max_by_key(|(a, n)| (**n, std::cmp::Reverse(**a)))
+    let Some((&creator, &n)) = views
+        .iter()
+        .max_by_key(|(a, n)| (**n, std::cmp::Reverse(**a)))
     else {
         return;
     };
