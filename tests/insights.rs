@@ -89,7 +89,9 @@ impl Browser {
 #[test]
 fn insights_of_the_busiest_creators_equal_the_oracle_over_7_28_and_90_days() {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-    let config = test_config("insights", 4);
+    let mut config = test_config("insights", 4);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(unique("insights"));
+    config.warehouse.root = dir.join("warehouse");
     let workload = generate(&Spec {
         seed: 5,
         users: 150,
@@ -109,6 +111,8 @@ fn insights_of_the_busiest_creators_equal_the_oracle_over_7_28_and_90_days() {
         Duration::from_secs(240),
     );
     worker.stop();
+    aperture_warehouse::sink::drain(&config, tokio_util::sync::CancellationToken::new())
+        .expect("the warehouse sink drains the topic");
     let mut oracle = Oracle::new(&config);
     oracle.apply_all(&events);
     let daily = &oracle.engagement.daily;
@@ -126,6 +130,9 @@ fn insights_of_the_busiest_creators_equal_the_oracle_over_7_28_and_90_days() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
+        let warehouse = aperture_warehouse::sql::context(&config.warehouse.root)
+            .await
+            .expect("the warehouse opens");
         let state = aperture_serving::AppState::new(&config).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -172,6 +179,7 @@ fn insights_of_the_busiest_creators_equal_the_oracle_over_7_28_and_90_days() {
                     &body["totals"],
                     &expected(daily, creator, from, last),
                 );
+                check_sql(&warehouse, &what, &body["totals"], creator, from, last).await;
                 let previous_to = from - chrono::Duration::days(1);
                 let previous_from = from - chrono::Duration::days(days);
                 assert_eq!(
@@ -292,6 +300,94 @@ async fn in_chromium(base: &str, tokens: &Tokens, creator: u64, other: u64, last
     );
     for shot in ["dashboard-light.png", "dashboard-dark.png"] {
         assert!(out.join(shot).exists(), "{shot} saved");
+    }
+}
+
+/// The first row of `sql`'s answer, every column as a whole number.
+async fn row(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Vec<i64> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+    let (_, batches) = aperture_warehouse::sql::query(ctx, sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let batch = batches.iter().find(|b| b.num_rows() > 0).expect("one row");
+    (0..batch.num_columns())
+        .map(|c| batch.column(c).as_primitive::<Int64Type>().value(0))
+        .collect()
+}
+
+/// The API's figures of `creator` over `from..=to` against SQL over the warehouse: the exact
+/// ones equal the rollups' (`creator_daily`, `creator_interactions`); the estimates are within
+/// three standard errors of SQL's exact distinct counts.
+async fn check_sql(
+    ctx: &datafusion::prelude::SessionContext,
+    what: &str,
+    got: &Value,
+    creator: u64,
+    from: NaiveDate,
+    to: NaiveDate,
+) {
+    let days = format!("author_id = {creator} AND dt BETWEEN DATE '{from}' AND DATE '{to}'");
+    let daily = row(
+        ctx,
+        &format!(
+            "SELECT CAST(COALESCE(SUM(views), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(watch_ms), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(follows), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(unfollows), 0) AS BIGINT) \
+             FROM creator_daily WHERE {days}"
+        ),
+    )
+    .await;
+    let interactions = row(
+        ctx,
+        &format!(
+            "SELECT CAST(COALESCE(SUM(interactions), 0) AS BIGINT) FROM creator_interactions \
+             WHERE {days}"
+        ),
+    )
+    .await;
+    let reach = row(
+        ctx,
+        &format!(
+            "SELECT COUNT(DISTINCT actor_id) FROM views WHERE event_type = 'view' \
+             AND actor_id <> author_id AND {days}"
+        ),
+    )
+    .await;
+    let engaged = row(
+        ctx,
+        &format!(
+            "SELECT COUNT(DISTINCT actor_id) FROM ( \
+               SELECT actor_id, author_id, dt FROM likes WHERE event_type = 'like' \
+               UNION ALL SELECT actor_id, author_id, dt FROM comments \
+                 WHERE event_type = 'comment_created' \
+               UNION ALL SELECT actor_id, author_id, dt FROM shares \
+               UNION ALL SELECT actor_id, author_id, dt FROM saves WHERE event_type = 'save' \
+             ) engaged WHERE actor_id <> author_id AND {days}"
+        ),
+    )
+    .await;
+    for (field, sql) in [
+        ("views", daily[0]),
+        ("watch_ms", daily[1]),
+        ("follows", daily[2]),
+        ("unfollows", daily[3]),
+        ("interactions", interactions[0]),
+    ] {
+        assert_eq!(
+            got[field].as_i64(),
+            Some(sql),
+            "{what}: {field}, API vs SQL"
+        );
+    }
+    for (field, exact) in [("reach", reach[0]), ("accounts_engaged", engaged[0])] {
+        let estimate = got[field]["value"].as_f64().unwrap();
+        let allowed = (3.0 * exact as f64 * 0.0081).max(1.0);
+        assert!(
+            (estimate - exact as f64).abs() <= allowed,
+            "{what}: {field} estimated {estimate} where SQL counts {exact}"
+        );
     }
 }
 
@@ -418,6 +514,24 @@ async fn check_dashboard(
         let row = format!("<th scope=\"row\">{}</th><td>{}</td>", cells[0], cells[1]);
         assert!(html.contains(&row), "the page's table has {row}");
     }
+
+    // A state-changing request on the cookie must come from a page of this site.
+    let r = c
+        .post(format!("{base}/v1/notifications/read"))
+        .header("origin", "http://evil.example")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .post(format!("{base}/v1/notifications/read"))
+        .header("origin", browser.origin())
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
 
     // Signing out forgets the session.
     let r = c

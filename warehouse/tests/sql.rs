@@ -57,7 +57,7 @@ async fn csv(root: &Path, sql: &str) -> String {
 /// The order each rollup's golden output is kept in.
 fn order_of(view: &str) -> &'static str {
     match view {
-        "creator_daily" => "dt, author_id",
+        "creator_daily" | "creator_interactions" => "dt, author_id",
         "creator_top_posts" => "dt, author_id, rank",
         "hashtag_daily" => "dt, hashtag",
         "follower_growth" => "user_id, dt",
@@ -238,7 +238,7 @@ async fn a_filter_on_dt_of_a_rollup_reads_only_that_days_folders() {
 /// The column each rollup is looked up by, as its users filter it.
 fn key_of(view: &str) -> &'static str {
     match view {
-        "creator_daily" | "creator_top_posts" => "author_id",
+        "creator_daily" | "creator_interactions" | "creator_top_posts" => "author_id",
         "hashtag_daily" => "hashtag",
         "follower_growth" => "user_id",
         "post_likes" => "post_id",

@@ -37,6 +37,10 @@ pub const VIEWS: &[View] = &[
         sql: include_str!("../../sql/creator_daily.sql"),
     },
     View {
+        name: "creator_interactions",
+        sql: include_str!("../../sql/creator_interactions.sql"),
+    },
+    View {
         name: "creator_top_posts",
         sql: include_str!("../../sql/creator_top_posts.sql"),
     },
