@@ -124,6 +124,15 @@ where
                         .into(),
                 )
             })?;
+            // A cookie goes with every request the browser makes, whichever site asked for it
+            // (SameSite=Strict aside): a state-changing one must come from a page of ours.
+            if !parts.method.is_safe() && !same_origin(&parts.headers) {
+                return Err(ApiError::Forbidden(
+                    "a request signed in by the session cookie that changes state must come \
+                     from a page of this site (its Origin header names another)"
+                        .into(),
+                ));
+            }
             return Tokens::from_ref(state).verify(&token).map(Viewer);
         };
         let value = header
@@ -141,6 +150,26 @@ where
 
 /// The cookie a signed-in browser holds: the token itself, HttpOnly, so no script can read it.
 pub const SESSION_COOKIE: &str = "aperture_session";
+
+/// Whether a request comes from a page of this site: its `Origin` (or, without one, its
+/// `Referer`) names the host it was sent to. Browsers send `Origin` on every POST.
+pub fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    use axum::http::header;
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let from = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|h| h.to_str().ok());
+    from.is_some_and(|o| {
+        let rest = o
+            .strip_prefix("http://")
+            .or_else(|| o.strip_prefix("https://"))
+            .unwrap_or("");
+        rest.split('/').next() == Some(host)
+    })
+}
 
 /// The token of the session cookie, if the request carries one.
 pub fn session_token(headers: &axum::http::HeaderMap) -> Option<String> {

@@ -21,7 +21,7 @@ use minijinja::{Environment, context};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::auth::{SESSION_COOKIE, session_token};
+use crate::auth::{SESSION_COOKIE, same_origin, session_token};
 use crate::error::ApiError;
 use crate::insights::{self, AccountInsights, Figures, Range, SortBy};
 
@@ -93,25 +93,6 @@ fn local_path(next: Option<&str>) -> String {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
         _ => "/dashboard".to_owned(),
     }
-}
-
-/// Whether a state-changing request comes from this site: its `Origin` (or, without one, its
-/// `Referer`) names the host it was sent to. Browsers send `Origin` on every POST.
-fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-        return false;
-    };
-    let from = headers
-        .get(header::ORIGIN)
-        .or_else(|| headers.get(header::REFERER))
-        .and_then(|h| h.to_str().ok());
-    from.is_some_and(|o| {
-        let rest = o
-            .strip_prefix("http://")
-            .or_else(|| o.strip_prefix("https://"))
-            .unwrap_or("");
-        rest.split('/').next() == Some(host)
-    })
 }
 
 /// `GET /login`: the sign-in form; `token` pre-fills it (the link `make run` prints), but only

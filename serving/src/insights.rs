@@ -69,7 +69,8 @@ impl Range {
         let yesterday = today - Duration::days(1);
         let custom = params.contains_key("from") || params.contains_key("to");
         match params.get("range").map(String::as_str) {
-            Some("custom") | None if custom => {}
+            Some("custom") => {}
+            None if custom => {}
             None => return Ok(Range::preset(7, yesterday)),
             Some(preset) => {
                 let days = match preset {
@@ -619,6 +620,7 @@ mod tests {
             other => panic!("{p:?}: {other:?}"),
         };
         assert_eq!(field(&[("range", "8d")]), "range");
+        assert_eq!(field(&[("range", "custom")]), "from");
         assert_eq!(field(&[("from", "2026-03-01")]), "to");
         assert_eq!(field(&[("from", "March"), ("to", "2026-03-02")]), "from");
         assert_eq!(
