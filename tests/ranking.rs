@@ -366,8 +366,10 @@ fn explore_reels_and_the_ranked_feed_obey_the_rules_and_serving_reads_the_traine
                 .skip(v as usize % 4)
                 .step_by(4)
                 .collect();
+            // Read fresh, as the warehouse's replay is: no cache between them.
             let snapshot = Snapshot::read(
                 store,
+                None,
                 v,
                 keys,
                 &sample,

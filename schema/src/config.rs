@@ -246,6 +246,10 @@ pub struct RankServingConfig {
     /// How often serving looks for a newer accepted model. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub reload_every: Duration,
+    /// How long candidate posts' and authors' feature state is kept across requests; 0 reads
+    /// it fresh every time. Visibility is always read fresh. Default 2 s.
+    #[serde(with = "humantime_serde")]
+    pub state_ttl: Duration,
     /// Whether items carry their score breakdown (`debug`). Default false.
     pub debug: bool,
 }

@@ -258,6 +258,8 @@ pub struct Ranker {
     trend_min_accounts: usize,
     no_topics: Topics,
     sessions: AtomicU64,
+    /// Candidates' post and author state, kept for `ranking.serving.state-ttl`.
+    state: state::StateCache,
 }
 
 static APPEND: std::sync::LazyLock<redis::Script> =
@@ -351,6 +353,7 @@ impl Ranker {
             trend_min_accounts: config.trending.min_accounts,
             no_topics: Topics::default(),
             sessions: AtomicU64::new(0),
+            state: state::StateCache::new(config.ranking.serving.state_ttl),
         }
     }
 
@@ -499,6 +502,7 @@ impl Ranker {
         let posts: Vec<u64> = found.iter().map(|f| f.post).collect();
         let snapshot = Snapshot::read(
             store,
+            Some(&self.state),
             viewer,
             keys.clone(),
             &posts,
@@ -693,6 +697,7 @@ impl Ranker {
         let posts: Vec<u64> = window.items.iter().map(|p| p.post_id).collect();
         let snapshot = Snapshot::read(
             store,
+            Some(&self.state),
             viewer,
             keys.clone(),
             &posts,

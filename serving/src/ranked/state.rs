@@ -9,11 +9,13 @@
 //! since it was cached.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use aperture_ranking::features::{self, Author, Inputs, Pair, Post, Seen, Viewer};
 use aperture_ranking::topics::Topics;
 use aperture_schema::event::{MediaType, Surface};
 use aperture_schema::state::{affinity_at, utc_day};
+use quick_cache::sync::Cache;
 use redis::RedisError;
 
 use crate::store::{Replies, Store};
@@ -199,6 +201,100 @@ fn take_post(r: &mut Replies) -> Result<Option<PostState>, RedisError> {
     }))
 }
 
+/// Candidate posts' and authors' state kept for `ranking.serving.state-ttl` across requests:
+/// consecutive Explore and Reels requests score mostly the same pools, and reading every
+/// candidate's post and author again was most of a request's Redis commands. Counts may be
+/// that much behind; what decides visibility (deletes, blocks, private accounts) is read
+/// fresh after scoring.
+pub struct StateCache {
+    ttl: Duration,
+    posts: Cache<u64, (Instant, PostState)>,
+    /// Keyed by author and the UTC day of the request: the 7-day rollups end on that day.
+    authors: Cache<(u64, i64), (Instant, AuthorState)>,
+}
+
+/// Posts and authors a [`StateCache`] keeps.
+const STATE_CAP: usize = 200_000;
+
+impl std::fmt::Debug for StateCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateCache")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StateCache {
+    pub fn new(ttl: Duration) -> StateCache {
+        StateCache {
+            ttl,
+            posts: Cache::new(STATE_CAP),
+            authors: Cache::new(STATE_CAP),
+        }
+    }
+
+    fn fresh<T>(&self, hit: Option<(Instant, T)>) -> Option<T> {
+        hit.filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Reads `posts`' state (unknown posts are absent), one round trip; through `cache` when given.
+async fn posts_through(
+    store: &Store,
+    cache: Option<&StateCache>,
+    wanted: &[u64],
+) -> Result<HashMap<u64, PostState>, RedisError> {
+    let Some(cache) = cache.filter(|c| !c.ttl.is_zero()) else {
+        return posts(store, wanted).await;
+    };
+    let mut out = HashMap::with_capacity(wanted.len());
+    let mut missing = Vec::new();
+    for &p in wanted {
+        match cache.fresh(cache.posts.get(&p)) {
+            Some(s) => {
+                out.insert(p, s);
+            }
+            None => missing.push(p),
+        }
+    }
+    let now = Instant::now();
+    for (p, s) in posts(store, &missing).await? {
+        cache.posts.insert(p, (now, s.clone()));
+        out.insert(p, s);
+    }
+    Ok(out)
+}
+
+/// [`authors`], through `cache` when given.
+async fn authors_through(
+    store: &Store,
+    cache: Option<&StateCache>,
+    wanted: &[u64],
+    at_ms: i64,
+) -> Result<HashMap<u64, AuthorState>, RedisError> {
+    let Some(cache) = cache.filter(|c| !c.ttl.is_zero()) else {
+        return authors(store, wanted, at_ms).await;
+    };
+    let day = at_ms.div_euclid(DAY_MS);
+    let mut out = HashMap::with_capacity(wanted.len());
+    let mut missing = Vec::new();
+    for &a in wanted {
+        match cache.fresh(cache.authors.get(&(a, day))) {
+            Some(s) => {
+                out.insert(a, s);
+            }
+            None => missing.push(a),
+        }
+    }
+    let now = Instant::now();
+    for (a, s) in authors(store, &missing, at_ms).await? {
+        cache.authors.insert((a, day), (now, s));
+        out.insert(a, s);
+    }
+    Ok(out)
+}
+
 /// Reads `posts`' state (unknown posts are absent), one round trip.
 pub async fn posts(store: &Store, posts: &[u64]) -> Result<HashMap<u64, PostState>, RedisError> {
     if posts.is_empty() {
@@ -273,9 +369,11 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Reads the viewer (already read as `keys`), their history's posts and `candidates` with
-    /// their authors, as of `at_ms`.
+    /// their authors, as of `at_ms`; posts and authors through `cache` when given.
+    #[allow(clippy::too_many_arguments)]
     pub async fn read(
         store: &Store,
+        cache: Option<&StateCache>,
         viewer_id: u64,
         keys: ViewerKeys,
         candidates: &[u64],
@@ -286,14 +384,14 @@ impl Snapshot {
         let mut wanted: Vec<u64> = keys.history.iter().chain(candidates).copied().collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let posts = posts(store, &wanted).await?;
+        let posts = posts_through(store, cache, &wanted).await?;
         let mut author_ids: Vec<u64> = candidates
             .iter()
             .filter_map(|p| posts.get(p).map(|s| s.post.author))
             .collect();
         author_ids.sort_unstable();
         author_ids.dedup();
-        let authors = authors(store, &author_ids, at_ms).await?;
+        let authors = authors_through(store, cache, &author_ids, at_ms).await?;
         let history = keys.history.iter().filter_map(|id| {
             let s = posts.get(id).filter(|s| !s.deleted)?;
             Some(Seen {
