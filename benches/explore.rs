@@ -94,27 +94,8 @@ fn main() {
         );
         serve(state).await
     });
-    // Mean items per page over a sample of viewers (not timed): a fast empty page is no result.
-    let mean_items = |path: &str| {
-        runtime.block_on(async {
-            let client = reqwest::Client::new();
-            let sample: Vec<&String> = tokens.iter().step_by(tokens.len() / 200 + 1).collect();
-            let mut items = 0usize;
-            for t in &sample {
-                let page: serde_json::Value = client
-                    .get(format!("{url}{path}"))
-                    .bearer_auth(t)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                items += page["items"].as_array().map_or(0, Vec::len);
-            }
-            items as f64 / sample.len() as f64
-        })
-    };
+    let sample = || tokens.iter().step_by(tokens.len() / 200 + 1);
+    let mean_items = |path: &str| runtime.block_on(load::mean_items(&url, path, sample()));
     let paths = [
         "/v1/feed?limit=20",
         "/v1/explore?limit=20",

@@ -81,25 +81,11 @@ fn main() {
     let (url, server) = runtime
         .block_on(async { serve(aperture_serving::AppState::new(&config).await.unwrap()).await });
     // Mean items per page, read once per viewer over a sample (not timed).
-    let mean_items = runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let mut items = 0usize;
-        let sample = tokens.iter().take(300);
-        let n = sample.len();
-        for t in sample {
-            let page: serde_json::Value = client
-                .get(format!("{url}/v1/feed?limit=20"))
-                .bearer_auth(t)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            items += page["items"].as_array().map_or(0, Vec::len);
-        }
-        items as f64 / n as f64
-    });
+    let mean_items = runtime.block_on(load::mean_items(
+        &url,
+        "/v1/feed?limit=20",
+        tokens.iter().take(300),
+    ));
     let load = wrk(
         &dir,
         &token_file,

@@ -177,3 +177,28 @@ pub async fn serve(state: AppState) -> (String, tokio::task::JoinHandle<()>) {
     });
     (url, server)
 }
+
+/// Mean items per page of `GET {url}{path}` over `tokens` (not timed): a fast empty page is
+/// no result.
+pub async fn mean_items<'a>(
+    url: &str,
+    path: &str,
+    tokens: impl Iterator<Item = &'a String>,
+) -> f64 {
+    let client = reqwest::Client::new();
+    let (mut items, mut pages) = (0usize, 0usize);
+    for t in tokens {
+        let page: serde_json::Value = client
+            .get(format!("{url}{path}"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        items += page["items"].as_array().map_or(0, Vec::len);
+        pages += 1;
+    }
+    items as f64 / pages.max(1) as f64
+}
