@@ -27,7 +27,6 @@
 
 use std::collections::HashMap;
 
-use aperture_schema::state::utc_day;
 use chrono::{Duration, NaiveDate};
 use redis::RedisError;
 use serde::Serialize;
@@ -561,7 +560,9 @@ async fn top_posts(store: &Store, posts: &[u64]) -> Result<Vec<PostFigures>, Red
 
 /// The current UTC day of `now_ms`.
 pub fn today(now_ms: i64) -> NaiveDate {
-    NaiveDate::parse_from_str(&utc_day(now_ms), "%Y-%m-%d").unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(now_ms)
+        .map(|t| t.date_naive())
+        .unwrap_or_default()
 }
 
 /// The change from `before` to `now` in percent; absent when `before` is 0.
