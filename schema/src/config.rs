@@ -106,10 +106,26 @@ impl Compression {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RedisConfig {
-    /// Redis URL. Default `redis://127.0.0.1:6379/0`.
+    /// Redis URL. Default `redis://127.0.0.1:6379/0`. With `cluster`, one or more seed nodes of
+    /// the cluster, comma-separated.
     pub url: String,
+    /// Whether `url` names a Redis Cluster. Default false.
+    #[serde(default)]
+    pub cluster: bool,
     /// Prefix of every key. Default `ap`.
     pub key_prefix: String,
+}
+
+impl RedisConfig {
+    /// The URLs in `url`: one server, or a cluster's seed nodes.
+    pub fn seeds(&self) -> Vec<String> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -169,6 +169,20 @@ impl Keyspace {
         format!("{}:{{u:{user_id}}}:rank:{surface}:{session}", self.prefix)
     }
 
+    /// HASH in the slot of hash tag `tag` (`u:42`, `p:9001`, …): per job, source partition and
+    /// step (`engagement:3:1`), `<epoch>:<next offset>` of the last slot-local update applied
+    /// here, so a redelivered update is skipped and a stale worker's is refused.
+    pub fn slot_applied(&self, tag: &str) -> String {
+        format!("{}:{{{tag}}}:applied", self.prefix)
+    }
+
+    /// ZSET in the slot of `tag`: what the slot-local updates of one job, source partition and
+    /// step applied here emitted for later steps, scored by source offset, kept until the
+    /// partition's checkpoint passes them, so a replay re-emits what the first try decided.
+    pub fn slot_outbox(&self, tag: &str, job: &str, partition: u32, step: u32) -> String {
+        format!("{}:{{{tag}}}:outbox:{job}:{partition}:{step}", self.prefix)
+    }
+
     /// STRING: the fencing epoch of the worker that owns a job partition.
     pub fn job_epoch(&self, job: &str, partition: u32) -> String {
         format!("{}:{{j:{job}:{partition}}}:epoch", self.prefix)
@@ -295,33 +309,46 @@ impl Keyspace {
     /// Lua that defines `k_<name>(id)` for every user and post key (ids as decimal strings), for
     /// the jobs' Redis scripts.
     pub fn lua_functions(&self) -> String {
+        self.lua_key_functions(false)
+    }
+
+    /// [`Keyspace::lua_functions`] for a script that declares its keys: every name built goes
+    /// through `declared(name)`, which the script defines to refuse a key not in its `KEYS`.
+    pub fn lua_functions_declared(&self) -> String {
+        self.lua_key_functions(true)
+    }
+
+    fn lua_key_functions(&self, checked: bool) -> String {
+        let (open, close) = if checked {
+            ("declared(", ")")
+        } else {
+            ("", "")
+        };
         let mut lua = format!("local PREFIX = '{}'\n", self.prefix);
-        for (name, what) in USER_KEYS {
+        let families = [("u", USER_KEYS), ("p", POST_KEYS), ("s", STORY_KEYS)];
+        for (tag, list) in families {
+            for (name, what) in list {
+                lua.push_str(&format!(
+                    "local function k_{name}(id) return {open}PREFIX .. ':{{{tag}:' .. id .. '}}:{what}'{close} end\n"
+                ));
+            }
+        }
+        let others = [
+            ("notification_batch(id, batch)", "':{u:' .. id .. '}:notif:' .. batch"),
+            ("creator_daily(id, day)", "':{u:' .. id .. '}:daily:' .. day"),
+            ("creator_reach(id, day)", "':{u:' .. id .. '}:reach:' .. day"),
+            ("creator_engaged(id, day)", "':{u:' .. id .. '}:engaged:' .. day"),
+            ("mention_user(name)", "':{n:' .. name .. '}:user'"),
+            ("pending_mentions(name)", "':{n:' .. name .. '}:pending'"),
+            ("trend_bucket(g, bucket)", "':trend:' .. g .. ':' .. bucket"),
+            ("trend_since()", "':trend_since'"),
+            ("trend_posts(tag)", "':{t:' .. tag .. '}:trend_posts'"),
+        ];
+        for (signature, rest) in others {
             lua.push_str(&format!(
-                "local function k_{name}(id) return PREFIX .. ':{{u:' .. id .. '}}:{what}' end\n"
+                "local function k_{signature} return {open}PREFIX .. {rest}{close} end\n"
             ));
         }
-        for (name, what) in POST_KEYS {
-            lua.push_str(&format!(
-                "local function k_{name}(id) return PREFIX .. ':{{p:' .. id .. '}}:{what}' end\n"
-            ));
-        }
-        for (name, what) in STORY_KEYS {
-            lua.push_str(&format!(
-                "local function k_{name}(id) return PREFIX .. ':{{s:' .. id .. '}}:{what}' end\n"
-            ));
-        }
-        lua.push_str(concat!(
-            "local function k_notification_batch(id, batch) return PREFIX .. ':{u:' .. id .. '}:notif:' .. batch end\n",
-            "local function k_creator_daily(id, day) return PREFIX .. ':{u:' .. id .. '}:daily:' .. day end\n",
-            "local function k_creator_reach(id, day) return PREFIX .. ':{u:' .. id .. '}:reach:' .. day end\n",
-            "local function k_creator_engaged(id, day) return PREFIX .. ':{u:' .. id .. '}:engaged:' .. day end\n",
-            "local function k_mention_user(name) return PREFIX .. ':{n:' .. name .. '}:user' end\n",
-            "local function k_pending_mentions(name) return PREFIX .. ':{n:' .. name .. '}:pending' end\n",
-            "local function k_trend_bucket(g, bucket) return PREFIX .. ':trend:' .. g .. ':' .. bucket end\n",
-            "local function k_trend_since() return PREFIX .. ':trend_since' end\n",
-            "local function k_trend_posts(tag) return PREFIX .. ':{t:' .. tag .. '}:trend_posts' end\n",
-        ));
         lua
     }
 }

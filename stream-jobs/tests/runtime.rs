@@ -229,14 +229,14 @@ fn every_job_s_batch_in_one_round_trip_survives_a_script_flush_and_a_resend() {
         .collect();
     // As after a Redis restart: the server knows none of the scripts.
     let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
-    let outcomes = apply_all(&mut con, &calls).unwrap();
+    let outcomes = apply_all(&mut con, &keys, &calls).unwrap();
     assert!(
         outcomes.iter().all(|(o, _)| *o == Outcome::Applied),
         "{outcomes:?}"
     );
     let applied = dump(&config);
     // The same round trip again (a retry after a lost reply) changes nothing.
-    let outcomes = apply_all(&mut con, &calls).unwrap();
+    let outcomes = apply_all(&mut con, &keys, &calls).unwrap();
     assert!(
         outcomes.iter().all(|(o, _)| *o == Outcome::AlreadyApplied),
         "{outcomes:?}"

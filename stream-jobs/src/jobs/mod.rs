@@ -59,6 +59,13 @@ pub trait Job: Send + Sync + std::fmt::Debug {
         true
     }
 
+    /// For a job whose writes are slot-local updates (DESIGN.md §3): how a batch becomes them.
+    /// Its [`Job::lua`] then defines `apply_op(op, emit)` instead of `apply(a, i)`, and
+    /// [`Job::encode`] adds nothing.
+    fn steps(&self) -> Option<&dyn Steps> {
+        None
+    }
+
     /// Housekeeping a worker runs now and then (every `stories.sweep-every`), outside any
     /// batch: sweeping what expired. `now_ms` is wall-clock time. Returns how much it removed.
     /// It must be idempotent: several workers may run it.
@@ -71,6 +78,44 @@ pub trait Job: Send + Sync + std::fmt::Debug {
         let _ = (con, keys, now_ms);
         Ok(0)
     }
+}
+
+/// One slot-local update operation: for the keys of one hash tag, from the event at `offset`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routed {
+    pub offset: i64,
+    /// The hash tag every key of the operation carries (`u:42`).
+    pub tag: String,
+    /// Every key the operation may touch, all with `tag`.
+    pub keys: Vec<String>,
+    /// The operation as JSON, decoded by the job's `apply_op`.
+    pub op: String,
+}
+
+/// How a stepped job turns a partition batch into slot-local updates.
+///
+/// The first step's operations come from the events; each operation runs in the slot of its
+/// tag, atomically with that slot's record of what it applied, and may emit operations for
+/// the next step (to other slots), which the runtime routes with [`Steps::route`]. A decision
+/// that needs one slot's state to write another's (was this view a duplicate? did this like
+/// change anything?) is made where that state lives and travels on in what it emits.
+pub trait Steps: Send + Sync {
+    /// The first step's operations of a batch.
+    fn first(
+        &self,
+        keys: &aperture_schema::keys::Keyspace,
+        batch: &[(i64, &Envelope)],
+        out: &mut Vec<Routed>,
+    );
+
+    /// Where an operation a step emitted goes, and the keys it touches; an error names what
+    /// could not be read (the job's Lua and Rust disagree).
+    fn route(
+        &self,
+        keys: &aperture_schema::keys::Keyspace,
+        offset: i64,
+        op: &str,
+    ) -> Result<Routed, String>;
 }
 
 /// The records a job encodes for one batch: per record, its offset and its string fields.

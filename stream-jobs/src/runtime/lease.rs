@@ -87,6 +87,11 @@ impl Leases {
         &self.worker
     }
 
+    /// A key of the group's slot (every lease key shares it), for routing on a cluster.
+    pub fn route(&self) -> &str {
+        &self.keys[0]
+    }
+
     /// Heartbeat, rebalance and renew; returns the partitions this worker holds now.
     pub fn coordinate(
         &self,

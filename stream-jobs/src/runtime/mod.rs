@@ -12,6 +12,7 @@ pub mod dead_letter;
 pub mod lease;
 pub mod metrics;
 pub mod script;
+pub mod target;
 pub mod worker;
 
 use aperture_schema::Config;

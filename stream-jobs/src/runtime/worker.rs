@@ -24,6 +24,7 @@ use super::dead_letter::{DeadLetter, DeadLetters};
 use super::lease::Leases;
 use super::metrics as m;
 use super::script::{JobScript, Lane, Outcome, apply_all};
+use super::target::{self, Redis, Scripts};
 use crate::jobs::Job;
 
 /// Partitions owned, with the worker's lane (epoch, watermark) for each job (in job order).
@@ -50,8 +51,8 @@ pub struct Worker {
     /// A client of its own for the lag gauge's watermark requests, which would otherwise queue
     /// behind the consumer's long-polling fetches on the same connection.
     lag_probe: BaseConsumer,
-    client: redis::Client,
-    redis: Mutex<Option<redis::Connection>>,
+    client: target::Client,
+    redis: Mutex<Option<Redis>>,
     keys: Keyspace,
     topic: String,
     jobs: Vec<JobScript>,
@@ -93,7 +94,7 @@ impl Worker {
             .into_iter()
             .map(|job| JobScript::new(job, config))
             .collect();
-        let client = redis::Client::open(config.redis.url.as_str()).map_err(RuntimeError::Redis)?;
+        let client = target::Client::new(&config.redis).map_err(RuntimeError::Redis)?;
         let consumer_config = |role: &str| {
             let mut c = ClientConfig::new();
             c.set("bootstrap.servers", &config.kafka.brokers)
@@ -173,7 +174,7 @@ impl Worker {
     fn redis<T>(
         &self,
         what: &str,
-        mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
+        mut f: impl FnMut(&mut Redis) -> redis::RedisResult<T>,
     ) -> Option<T> {
         let mut delay = Duration::from_millis(50);
         loop {
@@ -182,10 +183,7 @@ impl Worker {
                 .lock()
                 .expect("no code panics while holding the lock");
             if slot.is_none() {
-                match self
-                    .client
-                    .get_connection_with_timeout(Duration::from_secs(5))
-                {
+                match self.client.connect(Duration::from_secs(5)) {
                     Ok(connection) => *slot = Some(connection),
                     Err(error) => tracing::warn!(%error, what, "redis unreachable; retrying"),
                 }
@@ -247,10 +245,10 @@ impl Worker {
         }
         tracing::info!("worker stopping");
         // Give the partitions back now rather than after a lease period.
-        if let Ok(mut con) = self
-            .client
-            .get_connection_with_timeout(Duration::from_secs(2))
-            && let Err(error) = self.leases.resign(&mut con)
+        if let Ok(mut con) = self.client.connect(Duration::from_secs(2))
+            && let Err(error) = con
+                .for_key(self.leases.route())
+                .and_then(|c| self.leases.resign(c))
         {
             tracing::warn!(%error, "could not give back leases; they expire on their own");
         }
@@ -263,14 +261,14 @@ impl Worker {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis() as i64;
-        let Ok(mut con) = self
-            .client
-            .get_connection_with_timeout(Duration::from_secs(2))
-        else {
+        let Ok(mut con) = self.client.connect(Duration::from_secs(2)) else {
             return;
         };
         for job in &self.jobs {
-            match job.maintain(&mut con, &self.keys, now_ms) {
+            let swept = con
+                .for_key(&self.keys.pattern())
+                .and_then(|c| job.maintain(c, &self.keys, now_ms));
+            match swept {
                 Ok(0) => {}
                 Ok(removed) => tracing::info!(job = job.name(), removed, "swept expired state"),
                 Err(error) => tracing::warn!(job = job.name(), %error, "housekeeping failed"),
@@ -280,7 +278,9 @@ impl Worker {
 
     /// Renews leases and moves partitions in and out of this worker's assignment.
     fn rebalance(&self) {
-        let Some(held) = self.redis("coordinate leases", |con| self.leases.coordinate(con)) else {
+        let Some(held) = self.redis("coordinate leases", |con| {
+            self.leases.coordinate(con.for_key(self.leases.route())?)
+        }) else {
             return;
         };
         let current = self.owned_partitions();
@@ -334,7 +334,10 @@ impl Worker {
         let lanes = self.redis("claim partition", |con| {
             self.jobs
                 .iter()
-                .map(|job| job.claim_lane(con, &self.keys, partition))
+                .map(|job| {
+                    let route = self.keys.job_offset(job.name(), partition);
+                    job.claim_lane(con.for_key(&route)?, &self.keys, partition)
+                })
                 .collect::<redis::RedisResult<Vec<Lane>>>()
         })?;
         let from = lanes.iter().map(|l| l.from).min().unwrap_or(0);
@@ -481,7 +484,7 @@ impl Worker {
                 )
             })
             .collect();
-        let Some(outcomes) = self.redis("apply batch", |con| apply_all(con, &calls)) else {
+        let Some(outcomes) = self.redis("apply batch", |con| apply_all(con, &self.keys, &calls)) else {
             return;
         };
         for (((job, lane), split), (outcome, records)) in self

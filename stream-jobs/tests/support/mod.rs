@@ -646,7 +646,7 @@ pub fn apply_interleaved(config: &Config, events: &[Envelope], rng: &mut ChaCha8
                 to as i64,
                 split.watermark,
             )
-            .invoke(&mut con)
+            .invoke(&mut con, &keys)
             .unwrap();
         lane.watermark = split.watermark;
         lane.from = to as i64;

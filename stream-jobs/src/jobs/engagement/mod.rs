@@ -41,10 +41,30 @@
 //! those of the first hour into `first_hour`. Engagement after a post's delete still counts on
 //! the post, which is never served again once deleted.
 
+//! # Steps
+//!
+//! Each event becomes slot-local operations ([`Op`]), run where the state that decides them
+//! lives; what they decide travels on in what they emit:
+//!
+//! 1. in the **actor's** slot, views, shares, hides, reports, profile views and follows are
+//!    deduplicated (and the viewer's history, affinity and negative feedback kept), and likes,
+//!    saves and comments pass through; in the **post's** slot, a post's creation and comment
+//!    deletes change the post's state;
+//! 2. the post's slot counts what the actor's let through and decides what an interaction
+//!    changes (a like already on changes nothing): it emits to the **creator's** slot (daily
+//!    rollup, reach, accounts engaged) and back to the actor's (affinity, engaged posts,
+//!    content preference, which needs the post's media type);
+//! 3. what step 2 emitted: every interaction of an actor is back in the actor's slot at this
+//!    step, in offset order, as the engaged history's "first act" needs.
+
+use std::collections::BTreeMap;
+
 use aperture_schema::Envelope;
 use aperture_schema::event::Event;
+use aperture_schema::keys::Keyspace;
+use serde::{Deserialize, Serialize};
 
-use super::{Job, Records};
+use super::{Job, Records, Routed, Steps};
 
 pub use aperture_schema::state::{ENGAGED_CAP, HISTORY_CAP};
 
@@ -53,6 +73,298 @@ pub use aperture_schema::state::{AFFINITY_EPOCH_MS, utc_day};
 /// See the module documentation.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Engagement;
+
+/// An id on the way to Lua: a decimal string, since Lua's numbers are doubles and its JSON
+/// encoder keeps 14 digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Id(pub u64);
+
+impl Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map(Id).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One operation of the engagement job, in the slot of the account or post it names first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Actor's slot: a share, counted once per event id.
+    Share {
+        actor: Id,
+        eid: String,
+        ts: i64,
+        post: Id,
+        author: Id,
+    },
+    /// Actor's slot: a view, counted once per event id.
+    View {
+        actor: Id,
+        eid: String,
+        ts: i64,
+        post: Id,
+        author: Id,
+        dwell: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        watch: Option<i64>,
+    },
+    /// Actor's slot: a hide or report (`counter` `hides` or `reports`).
+    Negative {
+        actor: Id,
+        eid: String,
+        ts: i64,
+        post: Id,
+        author: Id,
+        counter: String,
+    },
+    /// Actor's slot: a profile view.
+    ProfileView {
+        actor: Id,
+        eid: String,
+        ts: i64,
+        author: Id,
+    },
+    /// Actor's slot: a follow or unfollow (`counter` `follows` or `unfollows`) for the rollup.
+    Follow {
+        actor: Id,
+        eid: String,
+        ts: i64,
+        author: Id,
+        counter: String,
+    },
+    /// Actor's slot: passes `next` on to the post's slot. Likes, saves and comments take this
+    /// step so that every interaction reaches the actor's slot again at the same step, in the
+    /// actor's own order (the engaged history keeps the first act).
+    Relay { actor: Id, next: Box<Op> },
+    /// Post's slot: the post's creation.
+    Created {
+        post: Id,
+        author: Id,
+        ts: i64,
+        media: String,
+    },
+    /// Post's slot: a like or save (`set` `likes` or `saves`) turned on or off.
+    Toggle {
+        post: Id,
+        actor: Id,
+        author: Id,
+        ts: i64,
+        set: String,
+        on: bool,
+    },
+    /// Post's slot: a comment.
+    Comment {
+        post: Id,
+        actor: Id,
+        author: Id,
+        ts: i64,
+        comment: Id,
+    },
+    /// Post's slot: a comment's delete.
+    CommentDeleted {
+        post: Id,
+        actor: Id,
+        author: Id,
+        comment: Id,
+    },
+    /// Post's slot, from [`Op::Share`]: a share counted.
+    Shared {
+        post: Id,
+        actor: Id,
+        author: Id,
+        ts: i64,
+    },
+    /// Post's slot, from [`Op::View`]: a view counted.
+    Viewed {
+        post: Id,
+        actor: Id,
+        author: Id,
+        ts: i64,
+        dwell: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        watch: Option<i64>,
+    },
+    /// Post's slot, from [`Op::Negative`]: a hide or report counted.
+    Bump { post: Id, counter: String },
+    /// Creator's slot: additions to one day's rollup and its distinct accounts.
+    Creator {
+        creator: Id,
+        day: String,
+        #[serde(default)]
+        add: BTreeMap<String, i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reach: Option<Id>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engaged: Option<Id>,
+    },
+    /// Actor's slot, from the post's: an interaction's affinity and engaged history.
+    Act {
+        actor: Id,
+        author: Id,
+        post: Id,
+        ts: i64,
+        sign: i64,
+        weight: f64,
+    },
+    /// Actor's slot, from the post's: content-preference points for a media type.
+    Pref { user: Id, media: String, points: i64 },
+}
+
+impl Op {
+    /// The operation's slot and every key it may touch there.
+    fn routed(&self, keys: &Keyspace, offset: i64, json: String) -> Routed {
+        let user = |id: Id| Routed {
+            offset,
+            tag: format!("u:{}", id.0),
+            keys: vec![
+                keys.engagement_seen(id.0),
+                keys.view_history(id.0),
+                keys.affinity(id.0),
+                keys.negative_authors(id.0),
+                keys.hidden_posts(id.0),
+                keys.engaged_posts(id.0),
+                keys.content_pref(id.0),
+            ],
+            op: json.clone(),
+        };
+        let post = |id: Id| Routed {
+            offset,
+            tag: format!("p:{}", id.0),
+            keys: vec![
+                keys.post_counts(id.0),
+                keys.post_likers(id.0),
+                keys.post_savers(id.0),
+                keys.post_comments(id.0),
+                keys.post_viewers(id.0),
+                keys.post_early(id.0),
+                keys.post_pending_pref(id.0),
+            ],
+            op: json.clone(),
+        };
+        match self {
+            Op::Share { actor, .. }
+            | Op::View { actor, .. }
+            | Op::Negative { actor, .. }
+            | Op::ProfileView { actor, .. }
+            | Op::Follow { actor, .. }
+            | Op::Relay { actor, .. }
+            | Op::Act { actor, .. } => user(*actor),
+            Op::Pref { user: id, .. } => user(*id),
+            Op::Created { post: id, .. }
+            | Op::Toggle { post: id, .. }
+            | Op::Comment { post: id, .. }
+            | Op::CommentDeleted { post: id, .. }
+            | Op::Shared { post: id, .. }
+            | Op::Viewed { post: id, .. }
+            | Op::Bump { post: id, .. } => post(*id),
+            Op::Creator { creator, day, .. } => Routed {
+                offset,
+                tag: format!("u:{}", creator.0),
+                keys: vec![
+                    keys.creator_daily(creator.0, day),
+                    keys.creator_reach(creator.0, day),
+                    keys.creator_engaged(creator.0, day),
+                ],
+                op: json,
+            },
+        }
+    }
+
+    /// The first step's operation of an event, if the job keeps anything of it.
+    pub fn of(e: &Envelope) -> Option<Op> {
+        let actor = Id(e.actor_id);
+        let eid = || e.event_id.clone();
+        let ts = e.ts;
+        let relay = |next: Op| Op::Relay {
+            actor,
+            next: Box::new(next),
+        };
+        let toggle = |post: u64, author: u64, set: &str, on: bool| {
+            relay(Op::Toggle {
+                post: Id(post),
+                actor,
+                author: Id(author),
+                ts,
+                set: set.to_owned(),
+                on,
+            })
+        };
+        let negative = |post: u64, author: u64, counter: &str| Op::Negative {
+            actor,
+            eid: eid(),
+            ts,
+            post: Id(post),
+            author: Id(author),
+            counter: counter.to_owned(),
+        };
+        let follow = |author: u64, counter: &str| Op::Follow {
+            actor,
+            eid: eid(),
+            ts,
+            author: Id(author),
+            counter: counter.to_owned(),
+        };
+        Some(match &e.event {
+            Event::PostCreated(p) => Op::Created {
+                post: Id(p.post_id),
+                author: actor,
+                ts,
+                media: p.media_type.as_str().to_owned(),
+            },
+            Event::Like(r) => toggle(r.post_id, r.author_id, "likes", true),
+            Event::Unlike(r) => toggle(r.post_id, r.author_id, "likes", false),
+            Event::Save(r) => toggle(r.post_id, r.author_id, "saves", true),
+            Event::Unsave(r) => toggle(r.post_id, r.author_id, "saves", false),
+            Event::CommentCreated(c) => relay(Op::Comment {
+                post: Id(c.post_id),
+                actor,
+                author: Id(c.author_id),
+                ts,
+                comment: Id(c.comment_id),
+            }),
+            Event::CommentDeleted(c) => Op::CommentDeleted {
+                post: Id(c.post_id),
+                actor,
+                author: Id(c.author_id),
+                comment: Id(c.comment_id),
+            },
+            Event::Share(s) => Op::Share {
+                actor,
+                eid: eid(),
+                ts,
+                post: Id(s.post_id),
+                author: Id(s.author_id),
+            },
+            Event::View(v) => Op::View {
+                actor,
+                eid: eid(),
+                ts,
+                post: Id(v.post_id),
+                author: Id(v.author_id),
+                dwell: v.dwell_ms as i64,
+                watch: v.watch_ms.map(|w| w as i64),
+            },
+            Event::Hide(h) => negative(h.post_id, h.author_id, "hides"),
+            Event::Report(r) => negative(r.post_id, r.author_id, "reports"),
+            Event::ProfileView(t) => Op::ProfileView {
+                actor,
+                eid: eid(),
+                ts,
+                author: Id(t.target_id),
+            },
+            Event::Follow(t) => follow(t.target_id, "follows"),
+            Event::Unfollow(t) => follow(t.target_id, "unfollows"),
+            _ => return None,
+        })
+    }
+}
 
 impl Job for Engagement {
     fn name(&self) -> &'static str {
@@ -63,76 +375,26 @@ impl Job for Engagement {
         include_str!("engagement.lua").to_owned()
     }
 
-    fn encode(&self, batch: &[(i64, &Envelope)], out: &mut Records) {
+    fn encode(&self, _batch: &[(i64, &Envelope)], _out: &mut Records) {}
+
+    fn steps(&self) -> Option<&dyn Steps> {
+        Some(self)
+    }
+}
+
+impl Steps for Engagement {
+    fn first(&self, keys: &Keyspace, batch: &[(i64, &Envelope)], out: &mut Vec<Routed>) {
         for &(offset, e) in batch {
-            let head = |kind: &str, post: u64, author: u64| {
-                [
-                    kind.to_owned(),
-                    e.actor_id.to_string(),
-                    e.ts.to_string(),
-                    e.event_id.clone(),
-                    post.to_string(),
-                    author.to_string(),
-                ]
-            };
-            let with = |kind: &str, post: u64, author: u64, a: String, b: String| {
-                let [k, actor, ts, eid, post, author] = head(kind, post, author);
-                [k, actor, ts, eid, post, author, a, b]
-            };
-            match &e.event {
-                Event::PostCreated(p) => out.push(
-                    offset,
-                    with(
-                        "pc",
-                        p.post_id,
-                        e.actor_id,
-                        p.media_type.as_str().to_owned(),
-                        String::new(),
-                    ),
-                ),
-                Event::Like(r) => out.push(offset, head("like", r.post_id, r.author_id)),
-                Event::Unlike(r) => out.push(offset, head("unlike", r.post_id, r.author_id)),
-                Event::Save(r) => out.push(offset, head("save", r.post_id, r.author_id)),
-                Event::Unsave(r) => out.push(offset, head("unsave", r.post_id, r.author_id)),
-                Event::CommentCreated(c) => out.push(
-                    offset,
-                    with(
-                        "cc",
-                        c.post_id,
-                        c.author_id,
-                        c.comment_id.to_string(),
-                        String::new(),
-                    ),
-                ),
-                Event::CommentDeleted(c) => out.push(
-                    offset,
-                    with(
-                        "cd",
-                        c.post_id,
-                        c.author_id,
-                        c.comment_id.to_string(),
-                        String::new(),
-                    ),
-                ),
-                Event::Share(s) => out.push(offset, head("share", s.post_id, s.author_id)),
-                Event::View(v) => out.push(
-                    offset,
-                    with(
-                        "view",
-                        v.post_id,
-                        v.author_id,
-                        v.dwell_ms.to_string(),
-                        v.watch_ms.map(|w| w.to_string()).unwrap_or_default(),
-                    ),
-                ),
-                Event::Hide(h) => out.push(offset, head("hide", h.post_id, h.author_id)),
-                Event::Report(r) => out.push(offset, head("report", r.post_id, r.author_id)),
-                Event::ProfileView(t) => out.push(offset, head("pv", 0, t.target_id)),
-                Event::Follow(t) => out.push(offset, head("follow", 0, t.target_id)),
-                Event::Unfollow(t) => out.push(offset, head("unfollow", 0, t.target_id)),
-                _ => {}
+            if let Some(op) = Op::of(e) {
+                let json = serde_json::to_string(&op).expect("an operation serialises");
+                out.push(op.routed(keys, offset, json));
             }
         }
+    }
+
+    fn route(&self, keys: &Keyspace, offset: i64, op: &str) -> Result<Routed, String> {
+        let parsed: Op = serde_json::from_str(op).map_err(|e| e.to_string())?;
+        Ok(parsed.routed(keys, offset, op.to_owned()))
     }
 }
 
