@@ -3,14 +3,18 @@
 #   make test   everything CI checks: formatting, lints, and the tests against real services
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
-.PHONY: run test services services-down services-status lint notebooks movielens bench-ingest bench-jobs bench-feed bench-warehouse bench-ranking bench-explore bench-dashboard
+.PHONY: run test services services-cluster services-down services-status lint notebooks movielens bench-ingest bench-jobs bench-feed bench-warehouse bench-ranking bench-explore bench-dashboard
 
 # Services: install what is missing (apt packages, the tansu broker), start what is not running.
 services:
 	scripts/services up
 
+# The tests also run the slot-local jobs on a local Redis Cluster (3 masters, 3 replicas).
+services-cluster:
+	scripts/services up --cluster
+
 services-down:
-	scripts/services down
+	scripts/services down --cluster
 
 services-status:
 	scripts/services status
@@ -22,7 +26,7 @@ lint: services
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test: services lint
+test: services-cluster lint
 	cargo test --workspace
 	scripts/notebooks test
 	scripts/movielens

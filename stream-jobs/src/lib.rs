@@ -3,13 +3,16 @@
 //!
 //! # Layout
 //!
-//! - [`runtime`]: reads the events topic in a consumer group, hands each job a partition batch
-//!   of decoded [`aperture_schema::Envelope`]s, and stores each partition's next offset in Redis
-//!   atomically with the batch's writes (one script per job and batch), so results are exactly
-//!   once across crashes, redelivery and rebalances; stale owners are fenced by epoch; poison
-//!   messages go to the dead-letter topic.
-//! - [`jobs`]: one folder per job (graph, fan-out), each a Rust encoder plus the Lua that
-//!   applies one event inside the batch script. Redis key names come from
+//! - [`runtime`]: reads the events topic on the partitions this worker leases (leases in Redis,
+//!   not a consumer group), hands each job a partition batch of decoded
+//!   [`aperture_schema::Envelope`]s, and makes its writes exactly once across crashes,
+//!   redelivery and takeovers: a partition job in one script per batch that stores the
+//!   partition's next offset with the writes; a stepped job as slot-local updates, each with
+//!   its slot's own applied record ([`runtime::script`]), routed to the node serving each slot
+//!   ([`runtime::target`]). Stale owners are fenced by epoch; poison messages and late events go
+//!   to the dead-letter topic.
+//! - [`jobs`]: one folder per job (graph, fan-out, engagement, notifications, stories, trending,
+//!   pools), each a Rust encoder plus the Lua that applies its events. Redis key names come from
 //!   [`aperture_schema::keys`], never from here.
 //! - [`oracle`]: the in-memory model of the jobs' semantics that tests compare against.
 

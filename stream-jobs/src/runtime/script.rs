@@ -215,7 +215,10 @@ impl JobScript {
             // The partition script of a stepped job only moves its checkpoint.
             let checkpoint = compose(&keys, "", "local function apply(a, i) end");
             let slot = compose_slot(&keys, &library, &job.lua());
-            (redis::Script::new(&checkpoint), Some(redis::Script::new(&slot)))
+            (
+                redis::Script::new(&checkpoint),
+                Some(redis::Script::new(&slot)),
+            )
         } else {
             let script = redis::Script::new(&compose(&keys, &library, &job.lua()));
             (script, None)
@@ -443,6 +446,8 @@ pub fn apply_all(
     calls: &[Call<'_>],
 ) -> redis::RedisResult<Vec<(Outcome, usize)>> {
     let mut fenced = vec![false; calls.len()];
+    // Outboxes with what a batch emitted, and the batch's end.
+    let mut outboxes: Vec<(String, i64)> = Vec::new();
     for (i, call) in calls.iter().enumerate() {
         let Some(steps) = &call.steps else { continue };
         // A worker that already lost the partition writes no slot at all. (One that loses it
@@ -452,8 +457,13 @@ pub fn apply_all(
         let current: Option<String> = redis::cmd("GET")
             .arg(&epoch_key)
             .query(con.for_key(&epoch_key)?)?;
-        if current.as_deref() != Some(call.epoch.as_str()) || !run_steps(con, keys, call, steps)? {
+        if current.as_deref() != Some(call.epoch.as_str()) {
             fenced[i] = true;
+            continue;
+        }
+        match run_steps(con, keys, call, steps)? {
+            Some(used) => outboxes.extend(used.into_iter().map(|k| (k, call.next_offset))),
+            None => fenced[i] = true,
         }
     }
     let pending: Vec<&Invocation<'_>> = calls
@@ -463,7 +473,7 @@ pub fn apply_all(
         .map(|(c, _)| &c.checkpoint)
         .collect();
     let mut codes = con.run_scripts(&pending)?.into_iter();
-    calls
+    let outcomes = calls
         .iter()
         .zip(fenced)
         .map(|(call, fenced)| {
@@ -473,12 +483,40 @@ pub fn apply_all(
             let code: i64 = redis::from_redis_value(codes.next().expect("one reply per call"))?;
             Ok((Outcome::from_code(code), call.records))
         })
-        .collect()
+        .collect::<redis::RedisResult<Vec<_>>>()?;
+    // The checkpoints passed the batch: what its steps emitted for it is no longer needed.
+    // Only that: an outbox may also hold what a crashed try emitted for offsets past this
+    // batch, which the next batch still has to carry on. (Left behind after a crash, the
+    // batch's part goes at the slot's next update, below the next checkpoint.)
+    if !outboxes.is_empty() {
+        let invocations: Vec<Invocation<'_>> = outboxes
+            .iter()
+            .map(|key| {
+                let mut invocation = DROP_OUTBOX.prepare_invoke();
+                invocation.key(&key.0).arg(key.1);
+                Invocation {
+                    script: &DROP_OUTBOX,
+                    invocation,
+                    route: key.0.clone(),
+                }
+            })
+            .collect();
+        let refs: Vec<&Invocation<'_>> = invocations.iter().collect();
+        if let Err(error) = con.run_scripts(&refs) {
+            tracing::debug!(%error, "outboxes left for their slots' next update");
+        }
+    }
+    Ok(outcomes)
 }
+
+static DROP_OUTBOX: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new("return redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])")
+});
 
 /// Applies a stepped job's batch: its first step's operations grouped by hash tag, one
 /// slot-local update per tag (pipelined per node), then what they emitted, step after step,
-/// until nothing is emitted. Returns false when a slot refused the worker's epoch.
+/// until nothing is emitted. Returns the outboxes that hold what was emitted, or `None` when a
+/// slot refused the worker's epoch.
 ///
 /// Why this is exactly once, per slot: an update applies, in one script, its operations at or
 /// after the offset its slot's record holds for this job, partition and step, and moves that
@@ -492,8 +530,9 @@ fn run_steps(
     keys: &Keyspace,
     call: &Call<'_>,
     steps: &Stepped,
-) -> redis::RedisResult<bool> {
+) -> redis::RedisResult<Option<Vec<String>>> {
     let job = call.job;
+    let mut used = Vec::new();
     let script = job
         .slot_script
         .as_ref()
@@ -522,15 +561,22 @@ fn run_steps(
             entry.1.push(op);
         }
         let field = format!("{}:{}:{step}", job.name(), steps.partition);
+        let outbox_keys: Vec<String> = by_tag
+            .keys()
+            .map(|tag| keys.slot_outbox(tag, job.name(), steps.partition, step))
+            .collect();
         let invocations: Vec<Invocation<'_>> = by_tag
             .into_iter()
             .map(|(tag, (tag_keys, mut tag_ops))| {
                 tag_ops.sort_by_key(|op| op.offset);
                 let route = keys.slot_applied(tag);
                 let mut invocation = script.prepare_invoke();
-                invocation
-                    .key(&route)
-                    .key(keys.slot_outbox(tag, job.name(), steps.partition, step));
+                invocation.key(&route).key(keys.slot_outbox(
+                    tag,
+                    job.name(),
+                    steps.partition,
+                    step,
+                ));
                 for key in tag_keys {
                     invocation.key(key);
                 }
@@ -552,14 +598,15 @@ fn run_steps(
         let refs: Vec<&Invocation<'_>> = invocations.iter().collect();
         let replies = con.run_scripts(&refs)?;
         let mut emitted = Vec::new();
-        for reply in replies {
+        for (reply, outbox) in replies.into_iter().zip(outbox_keys) {
             let reply: Vec<redis::Value> = redis::from_redis_value(reply)?;
             let mut fields = reply.into_iter();
             let code: i64 = redis::from_redis_value(fields.next().unwrap_or(redis::Value::Nil))?;
             if code == 0 {
-                return Ok(false);
+                return Ok(None);
             }
             fields.next();
+            let before = emitted.len();
             for value in fields {
                 let m: String = redis::from_redis_value(value)?;
                 let parsed = m.split_once('|').and_then(|(head, op)| {
@@ -575,11 +622,14 @@ fn run_steps(
                         .map_err(|e| bad_emit(job.name(), &m, &e))?,
                 );
             }
+            if emitted.len() > before {
+                used.push(outbox);
+            }
         }
         ops = emitted;
         step += 1;
     }
-    Ok(true)
+    Ok(Some(used))
 }
 
 fn bad_emit(job: &str, emitted: &str, why: &str) -> redis::RedisError {

@@ -122,9 +122,9 @@ impl Client {
 
     pub fn connect(&self, timeout: std::time::Duration) -> redis::RedisResult<Redis> {
         match self {
-            Client::Single(client) => Ok(Redis::Single(
-                client.get_connection_with_timeout(timeout)?,
-            )),
+            Client::Single(client) => {
+                Ok(Redis::Single(client.get_connection_with_timeout(timeout)?))
+            }
             Client::Cluster(seeds) => Ok(Redis::Cluster(Box::new(Cluster::connect(
                 seeds.clone(),
                 timeout,
@@ -169,7 +169,10 @@ impl std::fmt::Debug for Node {
 }
 
 impl Cluster {
-    pub fn connect(seeds: Vec<String>, timeout: std::time::Duration) -> redis::RedisResult<Cluster> {
+    pub fn connect(
+        seeds: Vec<String>,
+        timeout: std::time::Duration,
+    ) -> redis::RedisResult<Cluster> {
         let mut cluster = Cluster {
             seeds,
             timeout,

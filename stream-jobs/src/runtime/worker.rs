@@ -484,7 +484,8 @@ impl Worker {
                 )
             })
             .collect();
-        let Some(outcomes) = self.redis("apply batch", |con| apply_all(con, &self.keys, &calls)) else {
+        let Some(outcomes) = self.redis("apply batch", |con| apply_all(con, &self.keys, &calls))
+        else {
             return;
         };
         for (((job, lane), split), (outcome, records)) in self

@@ -89,6 +89,21 @@ pub fn redis(config: &Config) -> redis::Connection {
         .unwrap()
 }
 
+/// A connection to the configuration's Redis: one server, or a cluster (commands routed by
+/// key).
+pub fn redis_any(config: &Config) -> Box<dyn redis::ConnectionLike> {
+    if config.redis.cluster {
+        Box::new(
+            redis::cluster::ClusterClient::new(config.redis.seeds())
+                .unwrap()
+                .get_connection()
+                .unwrap(),
+        )
+    } else {
+        Box::new(redis(config))
+    }
+}
+
 /// A worker running in a thread of its own.
 pub struct RunningWorker {
     pub token: CancellationToken,
@@ -134,7 +149,7 @@ pub fn wait_caught_up(config: &Config, job_names: &[&str], timeout: Duration) {
     )
     .unwrap();
     let keys = config.keyspace();
-    let mut con = redis(config);
+    let mut con = redis_any(config);
     let deadline = Instant::now() + timeout;
     loop {
         let behind: Vec<String> = job_names
@@ -143,7 +158,7 @@ pub fn wait_caught_up(config: &Config, job_names: &[&str], timeout: Duration) {
             .filter_map(|(job, w)| {
                 let applied: Option<i64> = redis::cmd("GET")
                     .arg(keys.job_offset(job, w.partition as u32))
-                    .query(&mut con)
+                    .query(&mut *con)
                     .unwrap();
                 (applied.unwrap_or(0) < w.high)
                     .then(|| format!("{job}/{}: {:?} < {}", w.partition, applied, w.high))
@@ -171,7 +186,13 @@ pub fn dump(config: &Config) -> BTreeMap<String, String> {
         .unwrap();
     let mut out = BTreeMap::new();
     for key in keys {
-        if key.contains(":{j:") || key.contains(":{r:") {
+        // The runtime's own: partition checkpoints, leases, and the slots' applied records
+        // and outboxes.
+        if key.contains(":{j:")
+            || key.contains(":{r:")
+            || key.ends_with(":applied")
+            || key.contains(":outbox:")
+        {
             continue;
         }
         let kind: String = redis::cmd("TYPE").arg(&key).query(&mut con).unwrap();
@@ -221,12 +242,12 @@ pub fn wipe(config: &Config) {
 }
 
 fn try_wipe(config: &Config) -> redis::RedisResult<()> {
-    let mut con = redis::Client::open(config.redis.url.as_str())?.get_connection()?;
+    let mut con = redis_any(config);
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{}:*", config.redis.key_prefix))
-        .query(&mut con)?;
-    if !keys.is_empty() {
-        redis::cmd("DEL").arg(&keys).query::<()>(&mut con)?;
+        .query(&mut *con)?;
+    for chunk in keys.chunks(500) {
+        redis::cmd("DEL").arg(chunk).query::<()>(&mut *con)?;
     }
     Ok(())
 }
