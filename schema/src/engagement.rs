@@ -29,8 +29,9 @@ pub struct PostStats {
     pub savers: BTreeMap<u64, i64>,
     /// comment → (time, commenter) while it stands; `None` once deleted.
     pub comments: BTreeMap<u64, Option<(i64, u64)>>,
-    /// Deletes seen before their comment: comment → who deleted it.
-    pub deleted_early: BTreeMap<u64, u64>,
+    /// Deletes seen before their comment: comment → everyone who deleted it (the comment's
+    /// creation decides which of them count, whatever order they came in).
+    pub deleted_early: BTreeMap<u64, BTreeSet<u64>>,
     pub shares: i64,
     pub views: i64,
     pub dwell_ms: i64,
@@ -64,12 +65,20 @@ impl PostStats {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Daily {
     pub views: i64,
+    /// Views by surface (`feed`, `explore`, `reels`, `profile`, `hashtag`).
+    pub views_by_surface: BTreeMap<String, i64>,
     pub interactions: i64,
+    /// The standing interactions by kind (`likes`, `comments`, `shares`, `saves`).
+    pub by_kind: BTreeMap<String, i64>,
+    /// Visits of the creator's profile by others.
+    pub profile_visits: i64,
     pub follows: i64,
     pub unfollows: i64,
     pub watch_ms: i64,
     pub watch_views: i64,
     pub reach: BTreeSet<u64>,
+    /// The accounts that viewed, per surface.
+    pub reach_by_surface: BTreeMap<String, BTreeSet<u64>>,
     pub engaged: BTreeSet<u64>,
 }
 
@@ -176,6 +185,7 @@ impl Engagement {
         sign: i64,
         weight: f64,
         points: i64,
+        kind: &str,
         (counted, acted): (bool, bool),
     ) {
         let stats = self.posts.entry(post).or_default();
@@ -192,6 +202,7 @@ impl Engagement {
         let daily = self.daily.entry((author, utc_day(ts))).or_default();
         if counted {
             daily.interactions += sign;
+            *daily.by_kind.entry(kind.to_owned()).or_default() += sign;
         }
         if !acted {
             return;
@@ -229,8 +240,12 @@ impl Engagement {
                     return;
                 }
                 set.insert(actor, ts);
-                let (w, p) = if like { (1.0, 3) } else { (2.0, 4) };
-                self.interaction(actor, r.post_id, r.author_id, ts, 1, w, p, BOTH);
+                let (w, p, kind) = if like {
+                    (1.0, 3, "likes")
+                } else {
+                    (2.0, 4, "saves")
+                };
+                self.interaction(actor, r.post_id, r.author_id, ts, 1, w, p, kind, BOTH);
             }
             Event::Unlike(r) | Event::Unsave(r) => {
                 let like = matches!(e.event, Event::Unlike(_));
@@ -243,30 +258,58 @@ impl Engagement {
                 let Some(since) = set.remove(&actor) else {
                     return;
                 };
-                let (w, p) = if like { (1.0, 3) } else { (2.0, 4) };
-                self.interaction(actor, r.post_id, r.author_id, since, -1, w, p, BOTH);
+                let (w, p, kind) = if like {
+                    (1.0, 3, "likes")
+                } else {
+                    (2.0, 4, "saves")
+                };
+                self.interaction(actor, r.post_id, r.author_id, since, -1, w, p, kind, BOTH);
             }
             Event::CommentCreated(c) => {
                 let stats = self.posts.entry(c.post_id).or_default();
                 if stats.comments.contains_key(&c.comment_id) {
                     return;
                 }
-                if let Some(deleter) = stats.deleted_early.remove(&c.comment_id)
-                    && (deleter == actor || deleter == c.author_id)
+                if let Some(deleters) = stats.deleted_early.remove(&c.comment_id)
+                    && (deleters.contains(&actor) || deleters.contains(&c.author_id))
                 {
                     stats.comments.insert(c.comment_id, None);
                     // Still the commenter's act.
-                    self.interaction(actor, c.post_id, c.author_id, ts, 1, 2.0, 4, ACTED);
+                    self.interaction(
+                        actor,
+                        c.post_id,
+                        c.author_id,
+                        ts,
+                        1,
+                        2.0,
+                        4,
+                        "comments",
+                        ACTED,
+                    );
                     return;
                 }
                 stats.comments.insert(c.comment_id, Some((ts, actor)));
-                self.interaction(actor, c.post_id, c.author_id, ts, 1, 2.0, 4, BOTH);
+                self.interaction(
+                    actor,
+                    c.post_id,
+                    c.author_id,
+                    ts,
+                    1,
+                    2.0,
+                    4,
+                    "comments",
+                    BOTH,
+                );
             }
             Event::CommentDeleted(c) => {
                 let stats = self.posts.entry(c.post_id).or_default();
                 match stats.comments.get(&c.comment_id).copied() {
                     None => {
-                        stats.deleted_early.entry(c.comment_id).or_insert(actor);
+                        stats
+                            .deleted_early
+                            .entry(c.comment_id)
+                            .or_default()
+                            .insert(actor);
                     }
                     Some(Some((at, commenter))) if actor == commenter || actor == c.author_id => {
                         stats.comments.insert(c.comment_id, None);
@@ -278,6 +321,7 @@ impl Engagement {
                             -1,
                             2.0,
                             4,
+                            "comments",
                             COUNTED,
                         );
                     }
@@ -286,7 +330,7 @@ impl Engagement {
             }
             Event::Share(s) => {
                 self.posts.entry(s.post_id).or_default().shares += 1;
-                self.interaction(actor, s.post_id, s.author_id, ts, 1, 3.0, 5, BOTH);
+                self.interaction(actor, s.post_id, s.author_id, ts, 1, 3.0, 5, "shares", BOTH);
             }
             Event::View(v) => {
                 let stats = self.posts.entry(v.post_id).or_default();
@@ -302,7 +346,16 @@ impl Engagement {
                 }
                 let daily = self.daily.entry((v.author_id, utc_day(ts))).or_default();
                 daily.views += 1;
+                *daily
+                    .views_by_surface
+                    .entry(v.surface.as_str().to_owned())
+                    .or_default() += 1;
                 daily.reach.insert(actor);
+                daily
+                    .reach_by_surface
+                    .entry(v.surface.as_str().to_owned())
+                    .or_default()
+                    .insert(actor);
                 if let Some(w) = v.watch_ms {
                     daily.watch_ms += w as i64;
                     daily.watch_views += 1;
@@ -341,6 +394,10 @@ impl Engagement {
             Event::ProfileView(t) if t.target_id != actor => {
                 let term = self.term(1.0, ts);
                 *self.affinity.entry((actor, t.target_id)).or_default() += term;
+                self.daily
+                    .entry((t.target_id, utc_day(ts)))
+                    .or_default()
+                    .profile_visits += 1;
             }
             Event::Follow(t) => {
                 self.daily

@@ -386,6 +386,17 @@ impl Surface {
         Surface::Profile,
         Surface::Hashtag,
     ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Surface::Feed => "feed",
+            Surface::Explore => "explore",
+            Surface::Reels => "reels",
+            Surface::Profile => "profile",
+            Surface::Hashtag => "hashtag",
+        }
+    }
 }
 
 /// `view`: dwell time always; watch time for video and reels.

@@ -86,6 +86,13 @@ impl Keyspace {
         format!("{}:{{u:{user_id}}}:reach:{day}", self.prefix)
     }
 
+    /// HyperLogLog: the distinct accounts that viewed a creator's posts on one day from one
+    /// surface (`feed`, `explore`, `reels`, `profile`, `hashtag`), so a breakdown by surface can
+    /// fold the surfaces too few accounts used.
+    pub fn creator_surface_reach(&self, user_id: u64, day: &str, surface: &str) -> String {
+        format!("{}:{{u:{user_id}}}:reach:{day}:{surface}", self.prefix)
+    }
+
     /// HyperLogLog: the distinct accounts that interacted with a creator's posts on one day.
     pub fn creator_engaged(&self, user_id: u64, day: &str) -> String {
         format!("{}:{{u:{user_id}}}:engaged:{day}", self.prefix)
@@ -285,8 +292,8 @@ entity_keys! { POST_KEYS, post, post_id;
     /// SET: the users whose like on the post is on, as the notifications job tracks it, so a
     /// repeated like notifies once.
     post_like_notified => "like_notified",
-    /// HASH: per comment id, `<ts>:<commenter>` while it stands, `-` once deleted (`-:<who>`
-    /// for a delete that arrived before the comment).
+    /// HASH: per comment id, `<ts>:<commenter>` while it stands, `-` once deleted
+    /// (`-:<who>,<who>…` for deletes that arrived before the comment).
     post_comments => "comments",
     /// HyperLogLog: the post's distinct viewers (standard error 0.81%).
     post_viewers => "viewers",
@@ -334,10 +341,26 @@ impl Keyspace {
             }
         }
         let others = [
-            ("notification_batch(id, batch)", "':{u:' .. id .. '}:notif:' .. batch"),
-            ("creator_daily(id, day)", "':{u:' .. id .. '}:daily:' .. day"),
-            ("creator_reach(id, day)", "':{u:' .. id .. '}:reach:' .. day"),
-            ("creator_engaged(id, day)", "':{u:' .. id .. '}:engaged:' .. day"),
+            (
+                "notification_batch(id, batch)",
+                "':{u:' .. id .. '}:notif:' .. batch",
+            ),
+            (
+                "creator_daily(id, day)",
+                "':{u:' .. id .. '}:daily:' .. day",
+            ),
+            (
+                "creator_reach(id, day)",
+                "':{u:' .. id .. '}:reach:' .. day",
+            ),
+            (
+                "creator_engaged(id, day)",
+                "':{u:' .. id .. '}:engaged:' .. day",
+            ),
+            (
+                "creator_surface_reach(id, day, surface)",
+                "':{u:' .. id .. '}:reach:' .. day .. ':' .. surface",
+            ),
             ("mention_user(name)", "':{n:' .. name .. '}:user'"),
             ("pending_mentions(name)", "':{n:' .. name .. '}:pending'"),
             ("trend_bucket(g, bucket)", "':trend:' .. g .. ':' .. bucket"),
@@ -472,6 +495,10 @@ mod tests {
                 k.creator_engaged(7, "2026-01-02"),
                 "':{u:' .. id .. '}:engaged:' .. day",
             ),
+            (
+                k.creator_surface_reach(7, "2026-01-02", "feed"),
+                "':{u:' .. id .. '}:reach:' .. day .. ':' .. surface",
+            ),
             (k.mention_user("ana"), "':{n:' .. name .. '}:user'"),
             (k.pending_mentions("ana"), "':{n:' .. name .. '}:pending'"),
             (
@@ -488,6 +515,7 @@ mod tests {
                 .replace("' .. tag .. '", "sunset")
                 .replace("' .. g .. ':' .. bucket", "5m:300000")
                 .replace("' .. batch", "like:9:3")
+                .replace("' .. day .. ':' .. surface", "2026-01-02:feed")
                 .replace("' .. day", "2026-01-02")
                 .trim_matches('\'')
                 .to_owned();

@@ -780,13 +780,7 @@ const SURFACES: &[&str] = &["feed", "explore", "reels", "profile", "hashtag"];
 const REASONS: &[&str] = &["spam", "abuse", "nudity", "violence", "other"];
 
 fn surface(s: Surface) -> &'static str {
-    match s {
-        Surface::Feed => "feed",
-        Surface::Explore => "explore",
-        Surface::Reels => "reels",
-        Surface::Profile => "profile",
-        Surface::Hashtag => "hashtag",
-    }
+    s.as_str()
 }
 
 fn report_reason(r: ReportReason) -> &'static str {

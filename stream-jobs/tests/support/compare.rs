@@ -8,7 +8,7 @@ use aperture_schema::Config;
 use aperture_stream_jobs::jobs::engagement::AFFINITY_EPOCH_MS;
 use aperture_stream_jobs::oracle::Oracle;
 
-use super::redis;
+use super::{redis, redis_any};
 
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -17,11 +17,11 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-pub fn hash(con: &mut redis::Connection, key: &str) -> BTreeMap<String, String> {
+pub fn hash(con: &mut dyn redis::ConnectionLike, key: &str) -> BTreeMap<String, String> {
     redis::cmd("HGETALL").arg(key).query(con).unwrap()
 }
 
-pub fn zset(con: &mut redis::Connection, key: &str) -> BTreeMap<String, f64> {
+pub fn zset(con: &mut dyn redis::ConnectionLike, key: &str) -> BTreeMap<String, f64> {
     let pairs: Vec<(String, f64)> = redis::cmd("ZRANGE")
         .arg(key)
         .arg(0)
@@ -36,7 +36,7 @@ pub fn int(map: &BTreeMap<String, String>, field: &str) -> i64 {
     map.get(field).map_or(0, |v| v.parse().unwrap())
 }
 
-pub fn pfcount(con: &mut redis::Connection, key: &str) -> usize {
+pub fn pfcount(con: &mut dyn redis::ConnectionLike, key: &str) -> usize {
     redis::cmd("PFCOUNT").arg(key).query(con).unwrap()
 }
 
@@ -51,10 +51,11 @@ pub fn assert_estimate(estimate: usize, exact: usize, what: &str) {
 
 pub fn compare_engagement(config: &Config, oracle: &Oracle, case: u64) {
     let k = config.keyspace();
-    let mut con = redis(config);
+    let mut con = redis_any(config);
+    let con = &mut *con;
     let e = &oracle.engagement;
     for (&post, s) in &e.posts {
-        let counts = hash(&mut con, &k.post_counts(post));
+        let counts = hash(con, &k.post_counts(post));
         let what = |f: &str| format!("case {case}: post {post} {f}");
         for (field, want) in [
             ("likes", s.likers.len() as i64),
@@ -84,13 +85,13 @@ pub fn compare_engagement(config: &Config, oracle: &Oracle, case: u64) {
             .map(|(u, t)| (u.to_string(), *t as f64))
             .collect();
         assert_eq!(
-            zset(&mut con, &k.post_likers(post)),
+            zset(con, &k.post_likers(post)),
             likers,
             "{}",
             what("likers")
         );
         assert_estimate(
-            pfcount(&mut con, &k.post_viewers(post)),
+            pfcount(con, &k.post_viewers(post)),
             s.viewers.len(),
             &what("unique viewers"),
         );
@@ -109,7 +110,7 @@ pub fn compare_engagement(config: &Config, oracle: &Oracle, case: u64) {
             / config.engagement.affinity_half_life.as_millis() as f64,
     );
     for &viewer in &viewers {
-        let stored = zset(&mut con, &k.affinity(viewer));
+        let stored = zset(con, &k.affinity(viewer));
         let authors: BTreeSet<String> = stored
             .keys()
             .cloned()
@@ -131,7 +132,7 @@ pub fn compare_engagement(config: &Config, oracle: &Oracle, case: u64) {
                 "case {case}: affinity {viewer}→{author}: {got} vs {want}"
             );
         }
-        let pref: BTreeMap<String, i64> = hash(&mut con, &k.content_pref(viewer))
+        let pref: BTreeMap<String, i64> = hash(con, &k.content_pref(viewer))
             .into_iter()
             .map(|(m, v)| (m, v.parse().unwrap()))
             .filter(|(_, v)| *v != 0)
@@ -149,7 +150,7 @@ pub fn compare_engagement(config: &Config, oracle: &Oracle, case: u64) {
             .map(|(a, n)| (a.to_string(), *n as f64))
             .collect();
         assert_eq!(
-            zset(&mut con, &k.negative_authors(viewer)),
+            zset(con, &k.negative_authors(viewer)),
             negative,
             "case {case}: negative feedback of {viewer}"
         );
@@ -161,7 +162,7 @@ pub fn compare_engagement(config: &Config, oracle: &Oracle, case: u64) {
             .map(|(p, t)| (p.to_string(), *t as f64))
             .collect();
         assert_eq!(
-            zset(&mut con, &k.hidden_posts(viewer)),
+            zset(con, &k.hidden_posts(viewer)),
             hidden,
             "case {case}: hidden posts of {viewer}"
         );
@@ -172,7 +173,7 @@ pub fn compare_engagement(config: &Config, oracle: &Oracle, case: u64) {
             .map(|(t, m)| (m.clone(), *t as f64))
             .collect();
         assert_eq!(
-            zset(&mut con, &k.view_history(*viewer)),
+            zset(con, &k.view_history(*viewer)),
             want,
             "case {case}: view history of {viewer}"
         );
@@ -183,13 +184,13 @@ pub fn compare_engagement(config: &Config, oracle: &Oracle, case: u64) {
             .map(|(p, t)| (p.to_string(), *t as f64))
             .collect();
         assert_eq!(
-            zset(&mut con, &k.engaged_posts(*viewer)),
+            zset(con, &k.engaged_posts(*viewer)),
             want,
             "case {case}: engaged posts of {viewer}"
         );
     }
     for ((author, day), d) in &e.daily {
-        let stored = hash(&mut con, &k.creator_daily(*author, day));
+        let stored = hash(con, &k.creator_daily(*author, day));
         let what = |f: &str| format!("case {case}: {author} on {day}: {f}");
         assert_eq!(int(&stored, "views"), d.views, "{}", what("views"));
         assert_eq!(
@@ -199,6 +200,35 @@ pub fn compare_engagement(config: &Config, oracle: &Oracle, case: u64) {
             what("interactions")
         );
         assert_eq!(int(&stored, "follows"), d.follows, "{}", what("follows"));
+        for kind in ["likes", "comments", "shares", "saves"] {
+            let want = d.by_kind.get(kind).copied().unwrap_or(0);
+            assert_eq!(int(&stored, kind), want, "{}", what(kind));
+        }
+        for surface in aperture_schema::event::Surface::ALL {
+            let field = format!("views_{}", surface.as_str());
+            let want = d
+                .views_by_surface
+                .get(surface.as_str())
+                .copied()
+                .unwrap_or(0);
+            assert_eq!(int(&stored, &field), want, "{}", what(&field));
+            assert_estimate(
+                pfcount(
+                    con,
+                    &k.creator_surface_reach(*author, day, surface.as_str()),
+                ),
+                d.reach_by_surface
+                    .get(surface.as_str())
+                    .map_or(0, |r| r.len()),
+                &what(&format!("reach from {}", surface.as_str())),
+            );
+        }
+        assert_eq!(
+            int(&stored, "profile_visits"),
+            d.profile_visits,
+            "{}",
+            what("profile visits")
+        );
         assert_eq!(int(&stored, "watch_ms"), d.watch_ms, "{}", what("watch_ms"));
         assert_eq!(
             int(&stored, "watch_views"),
@@ -213,12 +243,12 @@ pub fn compare_engagement(config: &Config, oracle: &Oracle, case: u64) {
             what("unfollows")
         );
         assert_estimate(
-            pfcount(&mut con, &k.creator_reach(*author, day)),
+            pfcount(con, &k.creator_reach(*author, day)),
             d.reach.len(),
             &what("reach"),
         );
         assert_estimate(
-            pfcount(&mut con, &k.creator_engaged(*author, day)),
+            pfcount(con, &k.creator_engaged(*author, day)),
             d.engaged.len(),
             &what("accounts engaged"),
         );

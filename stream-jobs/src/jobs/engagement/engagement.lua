@@ -44,14 +44,18 @@ local function pref(post, user, points, emit)
   end
 end
 
--- Post's slot: an interaction (like, comment, share, save) counted (+1) or taken back (-1):
--- in the post's velocity and the creator's daily interactions when `counted`, in the accounts
--- engaged, affinity and preference when `acted`.
-local function interaction(post, actor, author, ts, sign, weight, points, counted, acted, emit)
+-- Post's slot: an interaction (`kind` likes, comments, shares or saves) counted (+1) or taken
+-- back (-1): in the post's velocity and the creator's daily interactions (in all and by kind)
+-- when `counted`, in the accounts engaged, affinity and preference when `acted`.
+local function interaction(post, actor, author, ts, sign, weight, points, kind, counted, acted,
+                           emit)
   if counted then velocity(post, ts, sign) end
   if actor == author then return end
   local add = {}
-  if counted then add.interactions = sign end
+  if counted then
+    add.interactions = sign
+    add[kind] = sign
+  end
   local creator = {op = 'creator', creator = author, day = utc_day(ts), add = add}
   if acted and sign > 0 then creator.engaged = actor end
   if counted or creator.engaged then emit(creator) end
@@ -71,13 +75,14 @@ local function toggle(o, emit)
     if since then return end
     redis.call('ZADD', set_key, o.ts, o.actor)
     redis.call('HSET', counts, o.set, redis.call('ZCARD', set_key))
-    interaction(o.post, o.actor, o.author, o.ts, 1, weight, points, true, true, emit)
+    interaction(o.post, o.actor, o.author, o.ts, 1, weight, points, o.set, true, true, emit)
   else
     if not since then return end
     redis.call('ZREM', set_key, o.actor)
     redis.call('HSET', counts, o.set, redis.call('ZCARD', set_key))
     -- The like's own term goes, at the like's time.
-    interaction(o.post, o.actor, o.author, tonumber(since), -1, weight, points, true, true, emit)
+    interaction(o.post, o.actor, o.author, tonumber(since), -1, weight, points, o.set, true, true,
+                emit)
   end
 end
 
@@ -108,20 +113,21 @@ function post_ops.comment(o, emit)
   local comments = k_post_comments(o.post)
   local was = redis.call('HGET', comments, o.comment)
   if was then
-    -- A duplicate, or deleted before its creation arrived: that delete counts when it came
+    -- A duplicate, or deleted before its creation arrived: those deletes count when one came
     -- from the commenter or the post's author.
     if string.sub(was, 1, 2) ~= '-:' then return end
-    local deleter = string.sub(was, 3)
-    if deleter == o.actor or deleter == o.author then
+    local deleters = ',' .. string.sub(was, 3) .. ','
+    if string.find(deleters, ',' .. o.actor .. ',', 1, true)
+        or string.find(deleters, ',' .. o.author .. ',', 1, true) then
       -- Commenting was still an act of the commenter's, whoever removed it.
       redis.call('HSET', comments, o.comment, '-')
-      interaction(o.post, o.actor, o.author, o.ts, 1, 2, 4, false, true, emit)
+      interaction(o.post, o.actor, o.author, o.ts, 1, 2, 4, 'comments', false, true, emit)
       return
     end
   end
   redis.call('HSET', comments, o.comment, string.format('%d:%s', o.ts, o.actor))
   redis.call('HINCRBY', k_post_counts(o.post), 'comments', 1)
-  interaction(o.post, o.actor, o.author, o.ts, 1, 2, 4, true, true, emit)
+  interaction(o.post, o.actor, o.author, o.ts, 1, 2, 4, 'comments', true, true, emit)
 end
 
 function post_ops.comment_deleted(o, emit)
@@ -132,7 +138,15 @@ function post_ops.comment_deleted(o, emit)
     redis.call('HSET', comments, o.comment, '-:' .. o.actor)
     return
   end
-  if was == '-' or string.sub(was, 1, 2) == '-:' then return end
+  if string.sub(was, 1, 2) == '-:' then
+    -- More deletes before the creation: all are remembered, so which one came first does
+    -- not matter.
+    if not string.find(',' .. string.sub(was, 3) .. ',', ',' .. o.actor .. ',', 1, true) then
+      redis.call('HSET', comments, o.comment, was .. ',' .. o.actor)
+    end
+    return
+  end
+  if was == '-' then return end
   local at_s, commenter = string.match(was, '^([^:]+):(.+)$')
   -- Only the commenter or the post's author deletes a comment.
   if o.actor ~= commenter and o.actor ~= o.author then return end
@@ -140,12 +154,12 @@ function post_ops.comment_deleted(o, emit)
   redis.call('HINCRBY', k_post_counts(o.post), 'comments', -1)
   -- The count goes; the act stays in affinity and preference (so the commenter's affinity is
   -- written only from the commenter's own partition, in one order).
-  interaction(o.post, commenter, o.author, tonumber(at_s), -1, 2, 4, true, false, emit)
+  interaction(o.post, commenter, o.author, tonumber(at_s), -1, 2, 4, 'comments', true, false, emit)
 end
 
 function post_ops.shared(o, emit)
   redis.call('HINCRBY', k_post_counts(o.post), 'shares', 1)
-  interaction(o.post, o.actor, o.author, o.ts, 1, 3, 5, true, true, emit)
+  interaction(o.post, o.actor, o.author, o.ts, 1, 3, 5, 'shares', true, true, emit)
 end
 
 function post_ops.viewed(o, emit)
@@ -158,15 +172,17 @@ function post_ops.viewed(o, emit)
   end
   redis.call('PFADD', k_post_viewers(o.post), o.actor)
   if o.actor == o.author then return end
-  local add = {views = 1}
+  local add = {views = 1, ['views_' .. o.surface] = 1}
   if o.watch then
     add.watch_ms = o.watch
     add.watch_views = 1
   end
-  emit({op = 'creator', creator = o.author, day = utc_day(o.ts), add = add, reach = o.actor})
+  emit({op = 'creator', creator = o.author, day = utc_day(o.ts), add = add, reach = o.actor,
+        surface = o.surface})
   local points = 1
   if o.dwell >= 5000 then points = 2 end
   pref(o.post, o.actor, points, emit)
+  emit({op = 'affinity', actor = o.actor, author = o.author, ts = o.ts, dwell = o.dwell})
 end
 
 function post_ops.bump(o, emit)
@@ -185,13 +201,11 @@ end
 function user_ops.view(o, emit)
   if not first_time(o.actor, o.eid, o.ts) then return end
   emit({op = 'viewed', post = o.post, actor = o.actor, author = o.author, ts = o.ts,
-        dwell = o.dwell, watch = o.watch})
+        dwell = o.dwell, watch = o.watch, surface = o.surface})
   if o.actor == o.author then return end
   local history = k_view_history(o.actor)
   redis.call('ZADD', history, o.ts, o.post .. ':' .. o.eid)
   redis.call('ZREMRANGEBYRANK', history, 0, -(HISTORY_CAP + 1))
-  redis.call('ZINCRBY', k_affinity(o.actor),
-    term(0.2 + 0.3 * math.min(o.dwell, 30000) / 30000, o.ts), o.author)
 end
 
 function user_ops.negative(o, emit)
@@ -205,7 +219,10 @@ end
 
 function user_ops.profile_view(o, emit)
   if o.actor == o.author or not first_time(o.actor, o.eid, o.ts) then return end
-  redis.call('ZINCRBY', k_affinity(o.actor), term(1, o.ts), o.author)
+  emit({op = 'creator', creator = o.author, day = utc_day(o.ts), add = {profile_visits = 1}})
+  -- Two steps on, with every other affinity term (see user_ops.affinity).
+  emit({op = 'relay', actor = o.actor,
+        next = {op = 'affinity', actor = o.actor, author = o.author, ts = o.ts, weight = 1}})
 end
 
 function user_ops.follow(o, emit)
@@ -227,6 +244,15 @@ function user_ops.act(o, emit)
   redis.call('ZINCRBY', k_affinity(o.actor), o.sign * term(o.weight, o.ts), o.author)
 end
 
+-- Actor's slot, step 3: a view's or profile view's affinity term. Every term of an actor's
+-- affinity is added at this step, in offset order, so the float sums come out bit for bit the
+-- same however the log was cut into batches.
+function user_ops.affinity(o, emit)
+  local weight = o.weight
+  if not weight then weight = 0.2 + 0.3 * math.min(o.dwell, 30000) / 30000 end
+  redis.call('ZINCRBY', k_affinity(o.actor), term(weight, o.ts), o.author)
+end
+
 function user_ops.pref(o, emit)
   redis.call('HINCRBY', k_content_pref(o.user), o.media, o.points)
 end
@@ -236,6 +262,9 @@ function user_ops.creator(o, emit)
   local daily = k_creator_daily(o.creator, o.day)
   for field, n in pairs(o.add) do redis.call('HINCRBY', daily, field, n) end
   if o.reach then redis.call('PFADD', k_creator_reach(o.creator, o.day), o.reach) end
+  if o.surface then
+    redis.call('PFADD', k_creator_surface_reach(o.creator, o.day, o.surface), o.reach)
+  end
   if o.engaged then redis.call('PFADD', k_creator_engaged(o.creator, o.day), o.engaged) end
 end
 

@@ -25,9 +25,11 @@
 //!   `engaged_posts`: the latest [`ENGAGED_CAP`] others' posts they liked, commented, shared or
 //!   saved (kept at the first such act; an undo leaves it, the act happened). Both are trimmed
 //!   by (event time, member), so what stays does not depend on arrival order.
-//! - `creator_daily` (per author and UTC day): `views`, `interactions`, `follows`,
-//!   `unfollows`, `watch_ms` and `watch_views` (views that report a watch time); with `creator_reach` and `creator_engaged` (HyperLogLogs of the accounts that
-//!   viewed, and that interacted).
+//! - `creator_daily` (per author and UTC day): `views` (and `views_<surface>` per surface),
+//!   `interactions` (and by kind: `likes`, `comments`, `shares`, `saves`, as they stand),
+//!   `profile_visits`, `follows`, `unfollows`, `watch_ms` and `watch_views` (views that report
+//!   a watch time); with `creator_reach` and `creator_engaged` (HyperLogLogs of the accounts
+//!   that viewed, and that interacted) and `creator_surface_reach` (the viewers per surface).
 //!
 //! Self-engagement counts on the post but not in affinity, preference or rollups.
 //!
@@ -54,8 +56,10 @@
 //!    changes (a like already on changes nothing): it emits to the **creator's** slot (daily
 //!    rollup, reach, accounts engaged) and back to the actor's (affinity, engaged posts,
 //!    content preference, which needs the post's media type);
-//! 3. what step 2 emitted: every interaction of an actor is back in the actor's slot at this
-//!    step, in offset order, as the engaged history's "first act" needs.
+//! 3. what step 2 emitted: every interaction of an actor, and every affinity term (views' and
+//!    profile views' too), is back in the actor's slot at this step, in offset order: the
+//!    engaged history keeps the first act, and a float sum added in one order is the same bit
+//!    for bit however the log was cut into batches.
 
 use std::collections::BTreeMap;
 
@@ -114,6 +118,7 @@ pub enum Op {
         dwell: i64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         watch: Option<i64>,
+        surface: String,
     },
     /// Actor's slot: a hide or report (`counter` `hides` or `reports`).
     Negative {
@@ -190,6 +195,7 @@ pub enum Op {
         dwell: i64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         watch: Option<i64>,
+        surface: String,
     },
     /// Post's slot, from [`Op::Negative`]: a hide or report counted.
     Bump { post: Id, counter: String },
@@ -203,6 +209,9 @@ pub enum Op {
         reach: Option<Id>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         engaged: Option<Id>,
+        /// With `reach`: the surface of the view, for the day's reach per surface.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        surface: Option<String>,
     },
     /// Actor's slot, from the post's: an interaction's affinity and engaged history.
     Act {
@@ -213,8 +222,23 @@ pub enum Op {
         sign: i64,
         weight: f64,
     },
+    /// Actor's slot, at the third step: a view's (weight from its dwell) or a profile view's
+    /// (weight given) affinity term.
+    Affinity {
+        actor: Id,
+        author: Id,
+        ts: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        weight: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dwell: Option<i64>,
+    },
     /// Actor's slot, from the post's: content-preference points for a media type.
-    Pref { user: Id, media: String, points: i64 },
+    Pref {
+        user: Id,
+        media: String,
+        points: i64,
+    },
 }
 
 impl Op {
@@ -255,6 +279,7 @@ impl Op {
             | Op::ProfileView { actor, .. }
             | Op::Follow { actor, .. }
             | Op::Relay { actor, .. }
+            | Op::Affinity { actor, .. }
             | Op::Act { actor, .. } => user(*actor),
             Op::Pref { user: id, .. } => user(*id),
             Op::Created { post: id, .. }
@@ -264,16 +289,27 @@ impl Op {
             | Op::Shared { post: id, .. }
             | Op::Viewed { post: id, .. }
             | Op::Bump { post: id, .. } => post(*id),
-            Op::Creator { creator, day, .. } => Routed {
-                offset,
-                tag: format!("u:{}", creator.0),
-                keys: vec![
+            Op::Creator {
+                creator,
+                day,
+                surface,
+                ..
+            } => {
+                let mut declared = vec![
                     keys.creator_daily(creator.0, day),
                     keys.creator_reach(creator.0, day),
                     keys.creator_engaged(creator.0, day),
-                ],
-                op: json,
-            },
+                ];
+                if let Some(surface) = surface {
+                    declared.push(keys.creator_surface_reach(creator.0, day, surface));
+                }
+                Routed {
+                    offset,
+                    tag: format!("u:{}", creator.0),
+                    keys: declared,
+                    op: json,
+                }
+            }
         }
     }
 
@@ -350,6 +386,7 @@ impl Op {
                 author: Id(v.author_id),
                 dwell: v.dwell_ms as i64,
                 watch: v.watch_ms.map(|w| w as i64),
+                surface: v.surface.as_str().to_owned(),
             },
             Event::Hide(h) => negative(h.post_id, h.author_id, "hides"),
             Event::Report(r) => negative(r.post_id, r.author_id, "reports"),
