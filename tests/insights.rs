@@ -38,6 +38,19 @@ fn expected(
         if let Some(x) = daily.get(&(author, d.format("%Y-%m-%d").to_string())) {
             sum.views += x.views;
             sum.interactions += x.interactions;
+            for (kind, n) in &x.by_kind {
+                *sum.by_kind.entry(kind.clone()).or_default() += n;
+            }
+            sum.profile_visits += x.profile_visits;
+            for (surface, n) in &x.views_by_surface {
+                *sum.views_by_surface.entry(surface.clone()).or_default() += n;
+            }
+            for (surface, accounts) in &x.reach_by_surface {
+                sum.reach_by_surface
+                    .entry(surface.clone())
+                    .or_default()
+                    .extend(accounts);
+            }
             sum.follows += x.follows;
             sum.unfollows += x.unfollows;
             sum.watch_ms += x.watch_ms;
@@ -60,8 +73,13 @@ fn check_figures(what: &str, got: &Value, want: &(Daily, BTreeSet<u64>, BTreeSet
         ("net_follows", sum.follows - sum.unfollows),
         ("watch_ms", sum.watch_ms),
         ("watch_views", sum.watch_views),
+        ("profile_visits", sum.profile_visits),
     ] {
         assert_eq!(got[field].as_i64(), Some(value), "{what}: {field} in {got}");
+    }
+    for kind in ["likes", "comments", "shares", "saves"] {
+        let value = sum.by_kind.get(kind).copied().unwrap_or(0);
+        assert_eq!(got[kind].as_i64(), Some(value), "{what}: {kind} in {got}");
     }
     for (field, exact) in [("reach", reach.len()), ("accounts_engaged", engaged.len())] {
         let estimate = got[field]["value"].as_f64().unwrap();
@@ -73,6 +91,61 @@ fn check_figures(what: &str, got: &Value, want: &(Daily, BTreeSet<u64>, BTreeSet
             "{what}: {field} estimated {estimate} (±{se}) where the exact count is {exact}"
         );
     }
+}
+
+/// Views by surface: each surface enough accounts used on its own, with its exact views; the
+/// others folded into `other`; the parts adding up to all views. Returns how many surfaces
+/// were shown and how many folded.
+fn check_surfaces(
+    what: &str,
+    body: &Value,
+    want: &(Daily, BTreeSet<u64>, BTreeSet<u64>),
+    min_accounts: u64,
+) -> (usize, usize) {
+    let (sum, _, _) = want;
+    let parts = body["views_by_surface"]
+        .as_array()
+        .expect("views by surface");
+    let total: i64 = parts.iter().map(|p| p["views"].as_i64().unwrap()).sum();
+    assert_eq!(total, sum.views, "{what}: the parts add up to the views");
+    let (mut shown, mut folded, mut other) = (0, 0, 0);
+    for surface in aperture_schema::event::Surface::ALL {
+        let name = surface.as_str();
+        let views = sum.views_by_surface.get(name).copied().unwrap_or(0);
+        let accounts = sum.reach_by_surface.get(name).map_or(0, |a| a.len()) as u64;
+        let part = parts.iter().find(|p| p["surface"] == name);
+        if accounts >= min_accounts {
+            let part = part.unwrap_or_else(|| panic!("{what}: {name} ({accounts} accounts) shown"));
+            assert_eq!(
+                part["views"].as_i64(),
+                Some(views),
+                "{what}: views from {name}"
+            );
+            let estimate = part["accounts"]["value"].as_f64().unwrap();
+            let allowed = (3.0 * accounts as f64 * 0.0081).max(1.0);
+            assert!(
+                (estimate - accounts as f64).abs() <= allowed,
+                "{what}: accounts from {name}: {estimate} vs {accounts}"
+            );
+            shown += 1;
+        } else {
+            assert!(
+                part.is_none(),
+                "{what}: {name}, used by {accounts} accounts, is folded into other"
+            );
+            other += views;
+            folded += usize::from(views > 0);
+        }
+    }
+    let in_other = parts
+        .iter()
+        .find(|p| p["surface"] == "other")
+        .map_or(0, |p| p["views"].as_i64().unwrap());
+    assert_eq!(
+        in_other, other,
+        "{what}: other holds the folded surfaces' views"
+    );
+    (shown, folded)
 }
 
 struct Browser {
@@ -163,6 +236,7 @@ fn insights_of_the_busiest_creators_equal_the_oracle_over_7_28_and_90_days() {
             }
         };
 
+        let (mut surfaces_shown, mut surfaces_folded) = (0, 0);
         for &creator in &creators {
             for days in [7i64, 28, 90] {
                 let from = last - chrono::Duration::days(days - 1);
@@ -180,6 +254,14 @@ fn insights_of_the_busiest_creators_equal_the_oracle_over_7_28_and_90_days() {
                     &expected(daily, creator, from, last),
                 );
                 check_sql(&warehouse, &what, &body["totals"], creator, from, last).await;
+                let (shown, folded) = check_surfaces(
+                    &what,
+                    &body,
+                    &expected(daily, creator, from, last),
+                    config.serving.insights_min_accounts,
+                );
+                surfaces_shown += shown;
+                surfaces_folded += folded;
                 let previous_to = from - chrono::Duration::days(1);
                 let previous_from = from - chrono::Duration::days(days);
                 assert_eq!(
@@ -224,6 +306,11 @@ fn insights_of_the_busiest_creators_equal_the_oracle_over_7_28_and_90_days() {
             assert_eq!(status, 200, "{body}");
             assert_eq!(body["creator_id"].as_u64(), Some(creator));
         }
+        assert!(
+            surfaces_shown > 0 && surfaces_folded > 0,
+            "the ranges showed {surfaces_shown} surfaces and folded {surfaces_folded}: \
+             both cases must be reached"
+        );
 
         // Bad ranges name their field.
         for (query, field) in [
@@ -342,8 +429,20 @@ async fn check_sql(
     let interactions = row(
         ctx,
         &format!(
-            "SELECT CAST(COALESCE(SUM(interactions), 0) AS BIGINT) FROM creator_interactions \
+            "SELECT CAST(COALESCE(SUM(interactions), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(likes), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(comments), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(shares), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(saves), 0) AS BIGINT) FROM creator_interactions \
              WHERE {days}"
+        ),
+    )
+    .await;
+    let visits = row(
+        ctx,
+        &format!(
+            "SELECT COUNT(DISTINCT event_id) FROM views WHERE event_type = 'profile_view' \
+             AND actor_id <> author_id AND {days}"
         ),
     )
     .await;
@@ -374,6 +473,11 @@ async fn check_sql(
         ("follows", daily[2]),
         ("unfollows", daily[3]),
         ("interactions", interactions[0]),
+        ("likes", interactions[1]),
+        ("comments", interactions[2]),
+        ("shares", interactions[3]),
+        ("saves", interactions[4]),
+        ("profile_visits", visits[0]),
     ] {
         assert_eq!(
             got[field].as_i64(),

@@ -199,6 +199,10 @@ pub struct ServingConfig {
     /// again; 0 reads them on every request. Default 1 s.
     #[serde(with = "humantime_serde")]
     pub counts_ttl: Duration,
+    /// The creators' dashboard folds a breakdown's part (views by surface) into "other" when
+    /// fewer accounts than this make it up, so no small group of viewers is singled out;
+    /// totals stay exact. Default 10.
+    pub insights_min_accounts: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

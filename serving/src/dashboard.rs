@@ -213,6 +213,7 @@ async fn read(
         today,
         sort,
         state.settings.partitions,
+        state.settings.insights_min_accounts,
     )
     .await?;
     Ok((data, range, today))
@@ -264,7 +265,7 @@ struct Tile {
 /// The tiles, in the page's order: each the range's figure and its change.
 fn tiles(totals: &Figures, current: &Figures, previous: &Figures) -> Vec<Tile> {
     type Pick = fn(&Figures) -> f64;
-    let metrics: [(&str, &str, bool, bool, Pick); 9] = [
+    let metrics: [(&str, &str, bool, bool, Pick); 14] = [
         ("views", "Views", false, false, |f| f.counts.views as f64),
         ("reach", "Accounts reached", true, false, |f| {
             f.reach.value as f64
@@ -274,6 +275,15 @@ fn tiles(totals: &Figures, current: &Figures, previous: &Figures) -> Vec<Tile> {
         }),
         ("interactions", "Interactions", false, false, |f| {
             f.counts.interactions as f64
+        }),
+        ("likes", "Likes", false, false, |f| f.counts.likes as f64),
+        ("comments", "Comments", false, false, |f| {
+            f.counts.comments as f64
+        }),
+        ("shares", "Shares", false, false, |f| f.counts.shares as f64),
+        ("saves", "Saves", false, false, |f| f.counts.saves as f64),
+        ("profile_visits", "Profile visits", false, false, |f| {
+            f.counts.profile_visits as f64
         }),
         ("follows", "Follows", false, false, |f| {
             f.counts.follows as f64
@@ -335,6 +345,11 @@ fn daily_table(data: &AccountInsights) -> (Vec<(&'static str, &'static str)>, Ve
         ("reach", "Accounts reached (est.)"),
         ("accounts_engaged", "Accounts engaged (est.)"),
         ("interactions", "Interactions"),
+        ("likes", "Likes"),
+        ("comments", "Comments"),
+        ("shares", "Shares"),
+        ("saves", "Saves"),
+        ("profile_visits", "Profile visits"),
         ("follows", "Follows"),
         ("unfollows", "Unfollows"),
         ("watch_ms", "Watch time (s)"),
@@ -350,6 +365,11 @@ fn daily_table(data: &AccountInsights) -> (Vec<(&'static str, &'static str)>, Ve
                 f.reach.value.to_string(),
                 f.accounts_engaged.value.to_string(),
                 f.counts.interactions.to_string(),
+                f.counts.likes.to_string(),
+                f.counts.comments.to_string(),
+                f.counts.shares.to_string(),
+                f.counts.saves.to_string(),
+                f.counts.profile_visits.to_string(),
                 f.counts.follows.to_string(),
                 f.counts.unfollows.to_string(),
                 format!("{:.1}", f.counts.watch_ms as f64 / 1000.0),
@@ -509,9 +529,31 @@ async fn dashboard(
             post_columns => post_columns,
             posts => post_rows,
             top_count => data.top_posts.len(),
+            surfaces => data.views_by_surface.iter().map(|p| context! {
+                surface => surface_label(&p.surface),
+                views => grouped(p.views),
+                share => if data.totals.counts.views > 0 {
+                    format!("{:.1}%", 100.0 * p.views as f64 / data.totals.counts.views as f64)
+                } else {
+                    String::new()
+                },
+                accounts => p.accounts.map(|a| grouped(a.value as i64)).unwrap_or_else(|| "—".to_owned()),
+            }).collect::<Vec<_>>(),
+            min_accounts => data.min_accounts,
             posts_csv => format!("/dashboard/posts.csv?{}", here(&range, sort)),
         },
     )
+}
+
+fn surface_label(surface: &str) -> &'static str {
+    match surface {
+        "feed" => "Home feed",
+        "explore" => "Explore",
+        "reels" => "Reels",
+        "profile" => "Your profile",
+        "hashtag" => "Hashtag pages",
+        _ => "Other (surfaces too few accounts used)",
+    }
 }
 
 fn sort_label(s: SortBy) -> &'static str {

@@ -150,6 +150,13 @@ pub struct Counts {
     pub views: i64,
     /// Likes, comments, shares and saves.
     pub interactions: i64,
+    /// Interactions by kind, as they stand (an unlike takes its like back).
+    pub likes: i64,
+    pub comments: i64,
+    pub shares: i64,
+    pub saves: i64,
+    /// Visits of the creator's profile by other accounts.
+    pub profile_visits: i64,
     pub follows: i64,
     pub unfollows: i64,
     /// `follows - unfollows`.
@@ -166,6 +173,11 @@ impl Counts {
     fn add(&mut self, other: &Counts) {
         self.views += other.views;
         self.interactions += other.interactions;
+        self.likes += other.likes;
+        self.comments += other.comments;
+        self.shares += other.shares;
+        self.saves += other.saves;
+        self.profile_visits += other.profile_visits;
         self.follows += other.follows;
         self.unfollows += other.unfollows;
         self.watch_ms += other.watch_ms;
@@ -312,20 +324,52 @@ pub struct AccountInsights {
     pub daily: Vec<Day>,
     /// Newest event time the jobs have applied (ms), as far as they report it.
     pub data_through_ms: Option<i64>,
+    /// The range's views by surface. A surface fewer than `min_accounts` accounts used is
+    /// folded into `other`, so the parts always add up to the total views.
+    pub views_by_surface: Vec<SurfaceViews>,
+    /// The minimum of accounts a part of a breakdown needs to be shown on its own.
+    pub min_accounts: u64,
     /// The creator's posts published in the range, with their figures to date, best first.
     pub top_posts: Vec<PostFigures>,
     pub sort: SortBy,
 }
 
-/// The day-rollup fields read, in this order.
-const FIELDS: [&str; 6] = [
+/// The day-rollup fields read, in this order: [`Counts`]'s, then the views per surface of
+/// [`SURFACES`].
+const FIELDS: [&str; 16] = [
     "views",
     "interactions",
     "follows",
     "unfollows",
     "watch_ms",
     "watch_views",
+    "likes",
+    "comments",
+    "shares",
+    "saves",
+    "profile_visits",
+    "views_feed",
+    "views_explore",
+    "views_reels",
+    "views_profile",
+    "views_hashtag",
 ];
+
+/// The surfaces of a view, in the order of [`FIELDS`]' per-surface views.
+pub const SURFACES: [&str; 5] = ["feed", "explore", "reels", "profile", "hashtag"];
+
+/// Where a range's views came from: one part per surface that enough accounts used, and
+/// `other` for the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SurfaceViews {
+    /// `feed`, `explore`, `reels`, `profile`, `hashtag`, or `other`: the surfaces fewer than
+    /// the minimum of accounts used, together.
+    pub surface: String,
+    pub views: i64,
+    /// Distinct accounts that viewed from this surface (estimated); absent for `other`, whose
+    /// surfaces' accounts may overlap.
+    pub accounts: Option<Estimate>,
+}
 
 /// The per-post fields read, in this order.
 const POST_FIELDS: [&str; 7] = [
@@ -346,6 +390,7 @@ pub async fn account(
     today: NaiveDate,
     sort: SortBy,
     partitions: u32,
+    min_accounts: u64,
 ) -> Result<AccountInsights, RedisError> {
     let keys = store.keys();
     let full_to = range.to.min(today - Duration::days(1));
@@ -407,6 +452,13 @@ pub async fn account(
             }
         }
     }
+    for surface in SURFACES {
+        let surface_keys: Vec<String> = range
+            .each()
+            .map(|d| keys.creator_surface_reach(creator, &day_key(d), surface))
+            .collect();
+        pipe.cmd("PFCOUNT").arg(surface_keys);
+    }
     for p in 0..partitions {
         pipe.cmd("GET").arg(keys.job_watermark("trending", p));
     }
@@ -427,6 +479,7 @@ pub async fn account(
         .arg("BYSCORE");
     let mut replies = store.run(&pipe).await?;
     let mut counts: HashMap<NaiveDate, Counts> = HashMap::new();
+    let mut surface_views = [0i64; SURFACES.len()];
     for d in &days {
         let v: Vec<Option<i64>> = replies.take()?;
         let f = |i: usize| v.get(i).copied().flatten().unwrap_or(0);
@@ -437,10 +490,20 @@ pub async fn account(
             unfollows: f(3),
             watch_ms: f(4),
             watch_views: f(5),
+            likes: f(6),
+            comments: f(7),
+            shares: f(8),
+            saves: f(9),
+            profile_visits: f(10),
             ..Counts::default()
         };
         c.finish();
         counts.insert(*d, c);
+        if range.each().any(|r| r == *d) {
+            for (i, total) in surface_views.iter_mut().enumerate() {
+                *total += f(11 + i);
+            }
+        }
     }
     let mut daily = Vec::with_capacity(range.days() as usize);
     for d in range.each() {
@@ -481,6 +544,11 @@ pub async fn account(
         totals
     };
     let before = figures(&previous, distinct()?);
+    let mut surface_accounts = [0u64; SURFACES.len()];
+    for accounts in &mut surface_accounts {
+        *accounts = parse_count(replies.take()?);
+    }
+    let views_by_surface = fold_surfaces(&surface_views, &surface_accounts, min_accounts);
     // The trending job's watermark: the newest tagged post counted on any partition.
     let mut data_through: Option<i64> = None;
     for _ in 0..partitions {
@@ -505,9 +573,42 @@ pub async fn account(
         },
         daily,
         data_through_ms: data_through,
+        views_by_surface,
+        min_accounts,
         top_posts,
         sort,
     })
+}
+
+/// Views by surface with every surface fewer than `min_accounts` accounts used folded into one
+/// `other` part (listed last, and only when it has views); the parts add up to the views.
+pub fn fold_surfaces(
+    views: &[i64; SURFACES.len()],
+    accounts: &[u64; SURFACES.len()],
+    min_accounts: u64,
+) -> Vec<SurfaceViews> {
+    let mut parts = Vec::new();
+    let mut other = 0;
+    for ((surface, &views), &accounts) in SURFACES.iter().zip(views).zip(accounts) {
+        if accounts >= min_accounts.max(1) {
+            parts.push(SurfaceViews {
+                surface: (*surface).to_owned(),
+                views,
+                accounts: Some(Estimate::of(accounts)),
+            });
+        } else {
+            other += views;
+        }
+    }
+    parts.sort_by_key(|p| std::cmp::Reverse(p.views));
+    if other > 0 {
+        parts.push(SurfaceViews {
+            surface: "other".to_owned(),
+            views: other,
+            accounts: None,
+        });
+    }
+    parts
 }
 
 /// `PFCOUNT`'s answer, or the `ECHO 0` that stands for an empty range.

@@ -66,6 +66,8 @@ pub struct Settings {
     pub trend_min_accounts: usize,
     /// `notifications.latest-actors`.
     pub latest_actors: usize,
+    /// `serving.insights-min-accounts`.
+    pub insights_min_accounts: u64,
 }
 
 impl Settings {
@@ -74,6 +76,7 @@ impl Settings {
             partitions: config.kafka.partitions,
             trend_min_accounts: config.trending.min_accounts,
             latest_actors: config.notifications.latest_actors,
+            insights_min_accounts: config.serving.insights_min_accounts,
         }
     }
 }
@@ -167,6 +170,7 @@ impl AppState {
         insights::AccountInsights,
         insights::Counts,
         insights::Estimate,
+        insights::SurfaceViews,
         insights::Figures,
         insights::Day,
         insights::Comparison,
@@ -478,6 +482,7 @@ async fn get_insights(
             today,
             sort,
             state.settings.partitions,
+            state.settings.insights_min_accounts,
         )
         .await?,
     ))

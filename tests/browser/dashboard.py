@@ -32,7 +32,19 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-EXACT = ["views", "interactions", "follows", "unfollows", "net_follows", "watch_ms"]
+EXACT = [
+    "views",
+    "interactions",
+    "likes",
+    "comments",
+    "shares",
+    "saves",
+    "profile_visits",
+    "follows",
+    "unfollows",
+    "net_follows",
+    "watch_ms",
+]
 
 
 def fail(message):
@@ -95,6 +107,12 @@ def check_against_api(page, base, token, q, what):
             got[field] == want["totals"][field]["value"],
             f"{what}: tile {field} shows {got[field]}, the API says {want['totals'][field]}",
         )
+    surfaces = table(page, "#surfaces")
+    views = sum(int(r[1].replace(",", "")) for r in surfaces if len(r) == 4)
+    check(
+        views == want["totals"]["views"],
+        f"{what}: the views by surface add up to {views}, not {want['totals']['views']}",
+    )
     shown = [int(r[0]) for r in table(page, "#top-posts") if r[0].isdigit()]
     check(
         shown == [p["post_id"] for p in want["top_posts"]],
@@ -148,7 +166,11 @@ def main():
         one = check_against_api(page, base, a.token, first, "first range")
         page.wait_for_selector("#charts canvas")
         charts = page.locator("#charts figure").count()
-        check(charts == 7, f"{charts} daily charts drawn, one per metric of the table")
+        metrics = page.locator("#daily thead th").count() - 1
+        check(
+            charts == metrics and metrics >= 12,
+            f"{charts} daily charts drawn for the table's {metrics} metrics",
+        )
         page.screenshot(path=os.path.join(a.out, "dashboard-light.png"), full_page=True)
         light_bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
 
