@@ -178,16 +178,12 @@ impl Keyspace {
 
     /// HASH in the slot of hash tag `tag` (`u:42`, `p:9001`, …): per job, source partition and
     /// step (`engagement:3:1`), `<epoch>:<next offset>` of the last slot-local update applied
-    /// here, so a redelivered update is skipped and a stale worker's is refused.
+    /// here, so a redelivered update is skipped and a stale worker's is refused; and beside it
+    /// (`engagement:3:1:out`) the outbox: what those updates emitted for the next step, one
+    /// line per operation, kept until a batch starts past it, so a replay re-emits what the
+    /// first try decided.
     pub fn slot_applied(&self, tag: &str) -> String {
         format!("{}:{{{tag}}}:applied", self.prefix)
-    }
-
-    /// ZSET in the slot of `tag`: what the slot-local updates of one job, source partition and
-    /// step applied here emitted for later steps, scored by source offset, kept until the
-    /// partition's checkpoint passes them, so a replay re-emits what the first try decided.
-    pub fn slot_outbox(&self, tag: &str, job: &str, partition: u32, step: u32) -> String {
-        format!("{}:{{{tag}}}:outbox:{job}:{partition}:{step}", self.prefix)
     }
 
     /// STRING: the fencing epoch of the worker that owns a job partition.

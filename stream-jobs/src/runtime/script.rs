@@ -105,8 +105,8 @@ end
 /// One slot-local update (see [`run_steps`]):
 ///
 /// ```text
-/// KEYS[1] the slot's applied record, KEYS[2] its outbox for this job, partition and step,
-/// KEYS[3..] every key the operations touch, all in the slot
+/// KEYS[1] the slot's applied record (with its outbox),
+/// KEYS[2..] every key the operations touch, all in the slot
 /// ARGV[1] record field `<job>:<partition>:<step>`, ARGV[2] worker epoch,
 /// ARGV[3] next offset after the batch, ARGV[4] the batch's first offset (what is below it
 /// is behind the partition's checkpoint), then per operation: source offset, JSON
@@ -114,24 +114,31 @@ end
 ///
 /// Returns `{code, applied before, emitted…}`: code 0 fenced, 1 all applied before, 2 applied;
 /// each emitted operation as `<offset>:<seq>|<json>`, including what operations applied
-/// before emitted (from the outbox), so a replay carries the first try's decisions on.
+/// before emitted (from the outbox: the record's `<field>:out`, one line per emitted
+/// operation), so a replay carries the first try's decisions on.
 const SLOT_LOOP: &str = r#"
 local field, epoch = ARGV[1], tonumber(ARGV[2])
 local next_offset, committed = tonumber(ARGV[3]), tonumber(ARGV[4])
+local out_field = field .. ':out'
+local stored = redis.call('HMGET', KEYS[1], field, out_field)
 local stored_epoch, applied = 0, 0
-local record = redis.call('HGET', KEYS[1], field)
-if record then
-  local e, o = string.match(record, '^(%d+):(%d+)$')
+if stored[1] then
+  local e, o = string.match(stored[1], '^(%d+):(%d+)$')
   stored_epoch, applied = tonumber(e), tonumber(o)
 end
 if epoch < stored_epoch then return {0, applied} end
-local outbox = KEYS[2]
-redis.call('ZREMRANGEBYSCORE', outbox, '-inf', '(' .. committed)
 local reply = {2, applied}
-if applied > committed then
+-- What earlier tries emitted at or after the batch's start stays until a later batch starts
+-- past it; what this batch's operations emitted before is returned again.
+local kept = {}
+if stored[2] then
   local upto = math.min(applied, next_offset)
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', outbox, committed, '(' .. upto)) do
-    reply[#reply + 1] = m
+  for m in string.gmatch(stored[2], '[^\n]+') do
+    local offset = tonumber(string.match(m, '^(%d+):'))
+    if offset >= committed then
+      kept[#kept + 1] = m
+      if offset < upto then reply[#reply + 1] = m end
+    end
   end
 end
 local seq, any = 0, false
@@ -143,15 +150,21 @@ while i <= #ARGV do
     apply_op(cjson.decode(ARGV[i + 1]), function(op)
       seq = seq + 1
       local m = string.format('%d:%d|%s', offset, seq, cjson.encode(op))
-      redis.call('ZADD', outbox, offset, m)
+      kept[#kept + 1] = m
       reply[#reply + 1] = m
     end)
   end
   i = i + 2
 end
 if not any then reply[1] = 1 end
-redis.call('HSET', KEYS[1], field,
-  string.format('%d:%d', math.max(stored_epoch, epoch), math.max(applied, next_offset)))
+local record = string.format('%d:%d', math.max(stored_epoch, epoch),
+  math.max(applied, next_offset))
+if #kept > 0 then
+  redis.call('HSET', KEYS[1], field, record, out_field, table.concat(kept, '\n'))
+else
+  redis.call('HSET', KEYS[1], field, record)
+  if stored[2] then redis.call('HDEL', KEYS[1], out_field) end
+end
 return reply
 "#;
 
@@ -160,7 +173,21 @@ return reply
 pub fn compose_slot(keys: &Keyspace, library: &str, job_lua: &str) -> String {
     let mut lua = String::with_capacity(library.len() + job_lua.len() + 8192);
     lua.push_str(SLOT_PRELUDE);
-    lua.push_str(&keys.lua_functions_declared());
+    // Only the key functions the job calls: a script's whole chunk runs at every call, and the
+    // closures of the other forty keys would be built for nothing each time.
+    for line in keys.lua_functions_declared().lines() {
+        let used = match line
+            .strip_prefix("local function ")
+            .and_then(|rest| rest.split_once('('))
+        {
+            Some((name, _)) => job_lua.contains(&format!("{name}(")),
+            None => true,
+        };
+        if used {
+            lua.push_str(line);
+            lua.push('\n');
+        }
+    }
     lua.push_str(library);
     lua.push('\n');
     lua.push_str(job_lua);
@@ -446,8 +473,6 @@ pub fn apply_all(
     calls: &[Call<'_>],
 ) -> redis::RedisResult<Vec<(Outcome, usize)>> {
     let mut fenced = vec![false; calls.len()];
-    // Outboxes with what a batch emitted, and the batch's end.
-    let mut outboxes: Vec<(String, i64)> = Vec::new();
     for (i, call) in calls.iter().enumerate() {
         let Some(steps) = &call.steps else { continue };
         // A worker that already lost the partition writes no slot at all. (One that loses it
@@ -461,9 +486,8 @@ pub fn apply_all(
             fenced[i] = true;
             continue;
         }
-        match run_steps(con, keys, call, steps)? {
-            Some(used) => outboxes.extend(used.into_iter().map(|k| (k, call.next_offset))),
-            None => fenced[i] = true,
+        if !run_steps(con, keys, call, steps)? {
+            fenced[i] = true;
         }
     }
     let pending: Vec<&Invocation<'_>> = calls
@@ -473,7 +497,7 @@ pub fn apply_all(
         .map(|(c, _)| &c.checkpoint)
         .collect();
     let mut codes = con.run_scripts(&pending)?.into_iter();
-    let outcomes = calls
+    calls
         .iter()
         .zip(fenced)
         .map(|(call, fenced)| {
@@ -483,40 +507,12 @@ pub fn apply_all(
             let code: i64 = redis::from_redis_value(codes.next().expect("one reply per call"))?;
             Ok((Outcome::from_code(code), call.records))
         })
-        .collect::<redis::RedisResult<Vec<_>>>()?;
-    // The checkpoints passed the batch: what its steps emitted for it is no longer needed.
-    // Only that: an outbox may also hold what a crashed try emitted for offsets past this
-    // batch, which the next batch still has to carry on. (Left behind after a crash, the
-    // batch's part goes at the slot's next update, below the next checkpoint.)
-    if !outboxes.is_empty() {
-        let invocations: Vec<Invocation<'_>> = outboxes
-            .iter()
-            .map(|key| {
-                let mut invocation = DROP_OUTBOX.prepare_invoke();
-                invocation.key(&key.0).arg(key.1);
-                Invocation {
-                    script: &DROP_OUTBOX,
-                    invocation,
-                    route: key.0.clone(),
-                }
-            })
-            .collect();
-        let refs: Vec<&Invocation<'_>> = invocations.iter().collect();
-        if let Err(error) = con.run_scripts(&refs) {
-            tracing::debug!(%error, "outboxes left for their slots' next update");
-        }
-    }
-    Ok(outcomes)
+        .collect()
 }
-
-static DROP_OUTBOX: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
-    redis::Script::new("return redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])")
-});
 
 /// Applies a stepped job's batch: its first step's operations grouped by hash tag, one
 /// slot-local update per tag (pipelined per node), then what they emitted, step after step,
-/// until nothing is emitted. Returns the outboxes that hold what was emitted, or `None` when a
-/// slot refused the worker's epoch.
+/// until nothing is emitted. Returns false when a slot refused the worker's epoch.
 ///
 /// Why this is exactly once, per slot: an update applies, in one script, its operations at or
 /// after the offset its slot's record holds for this job, partition and step, and moves that
@@ -530,9 +526,8 @@ fn run_steps(
     keys: &Keyspace,
     call: &Call<'_>,
     steps: &Stepped,
-) -> redis::RedisResult<Option<Vec<String>>> {
+) -> redis::RedisResult<bool> {
     let job = call.job;
-    let mut used = Vec::new();
     let script = job
         .slot_script
         .as_ref()
@@ -561,22 +556,13 @@ fn run_steps(
             entry.1.push(op);
         }
         let field = format!("{}:{}:{step}", job.name(), steps.partition);
-        let outbox_keys: Vec<String> = by_tag
-            .keys()
-            .map(|tag| keys.slot_outbox(tag, job.name(), steps.partition, step))
-            .collect();
         let invocations: Vec<Invocation<'_>> = by_tag
             .into_iter()
             .map(|(tag, (tag_keys, mut tag_ops))| {
                 tag_ops.sort_by_key(|op| op.offset);
                 let route = keys.slot_applied(tag);
                 let mut invocation = script.prepare_invoke();
-                invocation.key(&route).key(keys.slot_outbox(
-                    tag,
-                    job.name(),
-                    steps.partition,
-                    step,
-                ));
+                invocation.key(&route);
                 for key in tag_keys {
                     invocation.key(key);
                 }
@@ -598,15 +584,14 @@ fn run_steps(
         let refs: Vec<&Invocation<'_>> = invocations.iter().collect();
         let replies = con.run_scripts(&refs)?;
         let mut emitted = Vec::new();
-        for (reply, outbox) in replies.into_iter().zip(outbox_keys) {
+        for reply in replies {
             let reply: Vec<redis::Value> = redis::from_redis_value(reply)?;
             let mut fields = reply.into_iter();
             let code: i64 = redis::from_redis_value(fields.next().unwrap_or(redis::Value::Nil))?;
             if code == 0 {
-                return Ok(None);
+                return Ok(false);
             }
             fields.next();
-            let before = emitted.len();
             for value in fields {
                 let m: String = redis::from_redis_value(value)?;
                 let parsed = m.split_once('|').and_then(|(head, op)| {
@@ -622,14 +607,11 @@ fn run_steps(
                         .map_err(|e| bad_emit(job.name(), &m, &e))?,
                 );
             }
-            if emitted.len() > before {
-                used.push(outbox);
-            }
         }
         ops = emitted;
         step += 1;
     }
-    Ok(Some(used))
+    Ok(true)
 }
 
 fn bad_emit(job: &str, emitted: &str, why: &str) -> redis::RedisError {

@@ -187,12 +187,8 @@ pub fn dump(config: &Config) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for key in keys {
         // The runtime's own: partition checkpoints, leases, and the slots' applied records
-        // and outboxes.
-        if key.contains(":{j:")
-            || key.contains(":{r:")
-            || key.ends_with(":applied")
-            || key.contains(":outbox:")
-        {
+        // (with their outboxes).
+        if key.contains(":{j:") || key.contains(":{r:") || key.ends_with(":applied") {
             continue;
         }
         let kind: String = redis::cmd("TYPE").arg(&key).query(&mut con).unwrap();
