@@ -499,7 +499,7 @@ pub async fn account(
         };
         c.finish();
         counts.insert(*d, c);
-        if range.each().any(|r| r == *d) {
+        if (range.from..=range.to).contains(d) {
             for (i, total) in surface_views.iter_mut().enumerate() {
                 *total += f(11 + i);
             }
